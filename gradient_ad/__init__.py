@@ -1,0 +1,13 @@
+"""GradCon anomaly detection from backpropagated gradients, for scikit-learn."""
+
+from ._detector import GradientAnomalyDetector, InconsistentVersionWarning
+from ._modules import ConvAutoencoder, MLPAutoencoder
+from ._version import __version__
+
+__all__ = [
+    "ConvAutoencoder",
+    "GradientAnomalyDetector",
+    "InconsistentVersionWarning",
+    "MLPAutoencoder",
+    "__version__",
+]

@@ -1,0 +1,519 @@
+"""GradientAnomalyDetector: GradCon as a scikit-learn outlier detector."""
+
+import contextlib
+import copy
+import numbers
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import Callback, EarlyStopping
+from skorch.dataset import Dataset
+from skorch.helper import predefined_split
+from torch import nn
+
+from ._inputs import to_samples
+from ._modules import ConvAutoencoder, GradConModule, MLPAutoencoder
+from ._net import GradConNet
+from ._scoring import score_terms
+from ._version import __version__
+
+__all__ = ["GradientAnomalyDetector", "InconsistentVersionWarning"]
+
+# Tukey's fence: scores beyond Q3 + 1.5 IQR of held-out normal data are outliers.
+_TUKEY_K = 1.5
+
+
+class InconsistentVersionWarning(UserWarning):
+    """A model is loaded by a gradient-ad version other than the one that saved it."""
+
+
+class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
+    """Anomaly detection from backpropagated gradients (GradCon).
+
+    An autoencoder is trained on (mostly) normal data with a constraint that keeps
+    the reconstruction gradients of its decoder aligned with their running average.
+    A sample is scored by its reconstruction error plus how far its own gradient
+    points away from that average: anomalies need larger, unfamiliar updates. This
+    is GradCon (Kwon et al., ECCV 2020), on a skorch-wrapped PyTorch autoencoder.
+
+    Read more in the :ref:`User Guide <user_guide>`.
+
+    Parameters
+    ----------
+    network : {'auto', 'conv', 'mlp'}, torch.nn.Module or callable, default='auto'
+        The autoencoder. ``'auto'`` picks ``'conv'`` for images and ``'mlp'`` for
+        tables. ``'conv'`` is the reference network of the paper
+        (:class:`~gradient_ad.ConvAutoencoder`), adapted to the image size; ``'mlp'``
+        is :class:`~gradient_ad.MLPAutoencoder`. A module instance is deep-copied and
+        trained from its current weights; any other callable is called as
+        ``network(input_shape)`` under the seeded random state and must return a
+        module. A module maps a batch of shape ``(n, *input_shape)`` to a
+        reconstruction of the same shape, and must not mix samples (no batch
+        statistics in eval mode).
+    input_shape : tuple of int, default=None
+        ``(height, width)`` or ``(channels, height, width)`` of an image, when images
+        arrive as flat rows (so that a scaler can precede the detector in a
+        :class:`~sklearn.pipeline.Pipeline`). ``None``: 2-D input is a table, 3-D
+        input is ``(n, H, W)`` and 4-D input is ``(n, C, H, W)``.
+    hidden_sizes : 'auto' or tuple of int, default='auto'
+        Encoder widths of the MLP, the last being the code size; the decoder mirrors
+        them. ``'auto'``: ``(64, 32, k)`` with ``k = max(1, min(16, n_features // 2))``.
+    conv_channels : tuple of int, default=(32, 32, 64, 64)
+        Encoder channels of the convolutional network (up to four layers).
+    constrained : {'decoder', 'all'} or list of str, default='decoder'
+        Tensors whose gradients are constrained in training and scored:
+        ``'decoder'`` takes the weight tensors (not biases) of the network's
+        ``decoder`` submodule, as in the paper; ``'all'`` every weight tensor; a list
+        names parameters of the network.
+    alpha : float, default=0.03
+        Weight of the gradient constraint in the training loss. ``0`` trains a plain
+        autoencoder (the reference gradients are still recorded).
+    beta : float, default=0.12
+        Weight of the gradient term in the anomaly score
+        ``reconstruction_error - beta * alignment``. It is not scale-free: the
+        reconstruction error depends on the data's scale, the alignment lies in
+        [-1, 1].
+    max_epochs : int, default=100
+        Most training epochs.
+    batch_size : int, default=64
+        Training mini-batch size.
+    lr : float, default=1e-3
+        Learning rate of Adam.
+    weight_decay : float, default=0.0
+        L2 penalty of Adam.
+    contamination : 'auto' or float, default='auto'
+        Sets ``offset_``. A float in (0, 0.5] is the expected share of outliers in
+        the training data: ``offset_`` is that percentile of the training scores.
+        ``'auto'``: Tukey's fence on the held-out validation slice (all training data
+        when there is none): samples whose anomaly score exceeds the slice's third
+        quartile plus 1.5 interquartile ranges are outliers.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the training data, stop when its GradCon
+        loss has not improved for ``n_iter_no_change`` epochs, and keep the weights
+        of the best epoch.
+    validation_fraction : float, default=0.1
+        Share of the training data held out, when ``early_stopping``.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    tol : float, default=1e-4
+        Relative improvement of the validation loss that counts as one.
+    score_batch_size : int, default=256
+        Rows scored at once. Every chunk is padded to this size, so a sample's score
+        does not depend on the other samples scored with it.
+    device : str or torch.device, default='cpu'
+        Where to train and score, e.g. ``'cuda'``. A fitted model can be loaded on a
+        machine without that device; it then runs on the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, the validation split and shuffling. With an int, fits
+        are reproducible (on the CPU) and the caller's global torch seed is left
+        untouched.
+    verbose : int, default=0
+        ``0`` is silent; ``1`` prints skorch's table of losses per epoch.
+    callbacks : list of skorch callbacks, default=None
+        Extra callbacks for the skorch net (copied at each fit), e.g.
+        ``skorch.callbacks.LRScheduler``.
+    net_params : dict, default=None
+        Further keyword arguments of the skorch net, e.g.
+        ``{"optimizer": torch.optim.SGD, "optimizer__momentum": 0.9}``. They override
+        the settings derived from the parameters above.
+
+    Attributes
+    ----------
+    net_ : GradConNet
+        The fitted skorch net; ``net_.module_.autoencoder`` is the torch autoencoder
+        and ``net_.history`` its training history.
+    offset_ : float
+        ``decision_function(X) = score_samples(X) - offset_``.
+    input_shape_ : tuple of int
+        Shape of one sample as the network sees it.
+    n_iter_ : int
+        Epochs run.
+    n_features_in_ : int
+        Number of features (for images: the size of the second axis) seen in fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when X is a DataFrame with string column names.
+
+    See Also
+    --------
+    sklearn.ensemble.IsolationForest : Isolation-based outlier detector.
+    sklearn.neighbors.LocalOutlierFactor : Density-based outlier detector.
+
+    References
+    ----------
+    G. Kwon, M. Prabhushankar, D. Temel and G. AlRegib, "Backpropagated Gradient
+    Representations for Anomaly Detection", ECCV 2020, arXiv:2007.09507.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from gradient_ad import GradientAnomalyDetector
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X = X / 16
+    >>> detector = GradientAnomalyDetector(max_epochs=5, random_state=0)
+    >>> detector.fit(X[y == 0]).predict(X[:3]).tolist()
+    [1, -1, -1]
+    """
+
+    _parameter_constraints = {
+        "network": [StrOptions({"auto", "conv", "mlp"}), nn.Module, callable],
+        "input_shape": [tuple, list, None],
+        "hidden_sizes": [StrOptions({"auto"}), tuple, list],
+        "conv_channels": [tuple, list],
+        "constrained": [StrOptions({"decoder", "all"}), list, tuple],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "beta": [Interval(numbers.Real, 0, None, closed="left")],
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "contamination": [StrOptions({"auto"}), Interval(numbers.Real, 0, 0.5, closed="right")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "score_batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "callbacks": [list, None],
+        "net_params": [dict, None],
+    }
+
+    def __init__(
+        self,
+        *,
+        network="auto",
+        input_shape=None,
+        hidden_sizes="auto",
+        conv_channels=(32, 32, 64, 64),
+        constrained="decoder",
+        alpha=0.03,
+        beta=0.12,
+        max_epochs=100,
+        batch_size=64,
+        lr=1e-3,
+        weight_decay=0.0,
+        contamination="auto",
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        score_batch_size=256,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+        callbacks=None,
+        net_params=None,
+    ):
+        self.network = network
+        self.input_shape = input_shape
+        self.hidden_sizes = hidden_sizes
+        self.conv_channels = conv_channels
+        self.constrained = constrained
+        self.alpha = alpha
+        self.beta = beta
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.contamination = contamination
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.score_batch_size = score_batch_size
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+        self.net_params = net_params
+
+    # -- fitting --------------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the autoencoder with GradCon on (mostly) normal data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), (n_samples, H, W) \
+                or (n_samples, C, H, W)
+            Training data. ``uint8`` images are divided by 255.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : GradientAnomalyDetector
+            The fitted detector.
+        """
+        self._reset()
+        try:
+            return self._fit(X)
+        except BaseException:
+            # A failed fit leaves an unfitted estimator, not a half-fitted one.
+            self._reset()
+            raise
+
+    def _fit(self, X):
+        X, shape = to_samples(self, X, reset=True)
+        device = _resolve_device(self.device)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        train, valid = self._split(X, seed)
+
+        with _seeded(seed, device):
+            module = GradConModule(self._build_network(shape, X), self.constrained)
+            _check_reconstruction_shape(module, X[:2])
+            net = GradConNet(**self._net_kwargs(module, valid, device, seed))
+            net.fit(train, y=None)
+        net.module_.eval()
+
+        auto = self.contamination == "auto"
+        reference = valid if auto and valid is not None else X
+        scores = -_anomaly_score(
+            *score_terms(net.module_, reference, self.score_batch_size, device), self.beta
+        )
+        if auto:
+            q1, q3 = np.percentile(scores, [25, 75])
+            offset = q1 - _TUKEY_K * (q3 - q1)
+        else:
+            offset = np.percentile(scores, 100.0 * self.contamination)
+
+        self.input_shape_ = shape
+        self.net_ = net
+        self.n_iter_ = len(net.history)
+        self.offset_ = float(offset)
+        return self
+
+    def _reset(self):
+        for name in (
+            "net_",
+            "offset_",
+            "input_shape_",
+            "n_iter_",
+            "n_features_in_",
+            "feature_names_in_",
+        ):
+            self.__dict__.pop(name, None)
+
+    def _split(self, X, seed):
+        if not self.early_stopping:
+            return X, None
+        train, valid = train_test_split(X, test_size=self.validation_fraction, random_state=seed)
+        return train, valid
+
+    def _build_network(self, shape, X):
+        network = self.network
+        sigmoid = bool(X.min() >= 0 and X.max() <= 1)
+        if network == "auto":
+            network = "conv" if len(shape) == 3 else "mlp"
+        if network == "conv":
+            if len(shape) != 3:
+                raise ValueError(
+                    "network='conv' needs images: pass X as (n, H, W) or (n, C, H, W), "
+                    "or flat rows with input_shape"
+                )
+            return ConvAutoencoder(shape, tuple(self.conv_channels), sigmoid_output=sigmoid)
+        if network == "mlp":
+            hidden = self.hidden_sizes
+            if hidden == "auto":
+                n_features = int(np.prod(shape))
+                hidden = (64, 32, max(1, min(16, n_features // 2)))
+            return MLPAutoencoder(shape, tuple(hidden), sigmoid_output=sigmoid)
+        if isinstance(network, nn.Module):
+            return copy.deepcopy(network)
+        module = network(shape)
+        if not isinstance(module, nn.Module):
+            raise TypeError(
+                f"network(input_shape) must return a torch.nn.Module, got {type(module).__name__}"
+            )
+        return module
+
+    def _net_kwargs(self, module, valid, device, seed):
+        callbacks = [("stop_on_nonfinite_loss", _StopOnNonFiniteLoss())]
+        if valid is not None:
+            callbacks.append(
+                (
+                    "early_stopping",
+                    EarlyStopping(
+                        monitor="valid_loss",
+                        patience=self.n_iter_no_change,
+                        threshold=self.tol,
+                        threshold_mode="rel",
+                        load_best=True,
+                        sink=_silent,
+                    ),
+                )
+            )
+        callbacks += copy.deepcopy(self.callbacks or [])
+        kwargs = {
+            "module": module,
+            "alpha": self.alpha,
+            "criterion": nn.MSELoss,
+            "optimizer": torch.optim.Adam,
+            "lr": self.lr,
+            "optimizer__weight_decay": self.weight_decay,
+            "max_epochs": self.max_epochs,
+            "batch_size": self.batch_size,
+            "iterator_train__shuffle": True,
+            "iterator_train__generator": torch.Generator().manual_seed(seed),
+            "train_split": None if valid is None else predefined_split(Dataset(valid)),
+            "callbacks": callbacks,
+            "device": device,
+            "verbose": self.verbose,
+        }
+        kwargs.update(self.net_params or {})
+        return kwargs
+
+    # -- scoring --------------------------------------------------------------------
+
+    def score_components(self, X):
+        """The two terms of the GradCon score of each sample.
+
+        Parameters
+        ----------
+        X : array-like of the same layout as in ``fit``
+            Samples to score.
+
+        Returns
+        -------
+        reconstruction_error : ndarray of shape (n_samples,)
+            Mean squared reconstruction error of each sample.
+        alignment : ndarray of shape (n_samples,)
+            Mean over the constrained tensors of the cosine between the sample's
+            reconstruction gradient and the reference gradient learnt in training;
+            in [-1, 1], higher = more familiar.
+        """
+        check_is_fitted(self)
+        X = to_samples(self, X, reset=False)
+        self.net_.module_.eval()
+        return score_terms(self.net_.module_, X, self.score_batch_size, self.net_.device)
+
+    def score_samples(self, X):
+        """Opposite of the GradCon anomaly score: higher is more normal.
+
+        ``-(reconstruction_error - beta * alignment)``, see :meth:`score_components`.
+
+        Parameters
+        ----------
+        X : array-like of the same layout as in ``fit``
+            Samples to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            The lower, the more abnormal.
+        """
+        return -_anomaly_score(*self.score_components(X), self.beta)
+
+    def decision_function(self, X):
+        """``score_samples(X) - offset_``: negative for outliers.
+
+        Parameters
+        ----------
+        X : array-like of the same layout as in ``fit``
+            Samples to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Negative for outliers, non-negative for inliers.
+        """
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X):
+        """Whether each sample is an inlier (+1) or an outlier (-1).
+
+        Parameters
+        ----------
+        X : array-like of the same layout as in ``fit``
+            Samples to classify.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,) of int
+            +1 where ``decision_function(X) >= 0``, else -1.
+        """
+        return np.where(self.decision_function(X) >= 0, 1, -1)
+
+    # -- scikit-learn plumbing ------------------------------------------------------
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "net_")
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_gradient_ad_version"] = __version__
+        return state
+
+    def __setstate__(self, state):
+        version = state.get("_gradient_ad_version")
+        if version != __version__:
+            warnings.warn(
+                f"This {type(self).__name__} was saved by gradient-ad {version} and is "
+                f"loaded by gradient-ad {__version__}; its behaviour may differ. Refit it "
+                "with this version if you can.",
+                InconsistentVersionWarning,
+                stacklevel=2,
+            )
+        super().__setstate__(state)
+
+
+def _anomaly_score(reconstruction_error, alignment, beta):
+    return reconstruction_error - beta * alignment
+
+
+def _resolve_device(device):
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r} was requested, but CUDA is not available")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={str(device)!r} was requested, but MPS is not available")
+    return str(device)
+
+
+@contextlib.contextmanager
+def _seeded(seed, device):
+    """Seed torch for a block and restore the caller's random state afterwards."""
+    device = torch.device(device)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def _check_reconstruction_shape(module, X):
+    was_training = module.training
+    module.eval()
+    with torch.no_grad():
+        x = torch.as_tensor(X)
+        recon = module(x)
+    module.train(was_training)
+    if recon.shape != x.shape:
+        raise ValueError(
+            f"the network must return a reconstruction of its input's shape {tuple(x.shape)}, "
+            f"but returned shape {tuple(recon.shape)}"
+        )
+
+
+def _silent(*args, **kwargs):
+    pass
+
+
+class _StopOnNonFiniteLoss(Callback):
+    """Fail fast, with a hint, when training diverges."""
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        loss = net.history[-1, "batches", -1, "train_loss" if training else "valid_loss"]
+        if not np.isfinite(loss):
+            raise FloatingPointError(
+                f"training diverged: the loss became {loss} in epoch {len(net.history)}. "
+                "Lower lr, scale the features (e.g. StandardScaler), or check X for "
+                "extreme values."
+            )

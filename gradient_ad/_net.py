@@ -1,0 +1,86 @@
+"""The skorch net that trains an autoencoder with GradCon's gradient constraint."""
+
+import torch
+import torch.nn.functional as F
+from skorch import NeuralNet
+from skorch.dataset import unpack_data
+
+__all__ = ["GradConNet", "gradient_alignment"]
+
+
+def gradient_alignment(gradients, references):
+    """Mean cosine similarity between gradients and references, one pair per tensor."""
+    cosines = [
+        F.cosine_similarity(g.flatten(), r.flatten(), dim=0) for g, r in zip(gradients, references)
+    ]
+    return torch.stack(cosines).mean()
+
+
+class GradConNet(NeuralNet):
+    """skorch net whose training step is GradCon (Kwon et al., ECCV 2020).
+
+    The module must be a :class:`~gradient_ad._modules.GradConModule`. For every
+    mini-batch ``x`` the step computes the reconstruction loss ``L_rec`` (the
+    criterion between ``module(x)`` and ``x``), its gradients ``g_l`` with respect to
+    the constrained tensors (a double backward keeps them differentiable), and
+    minimises ``L_rec - alpha * mean_l cos(g_l, gbar_l)``, where ``gbar_l`` is the
+    cumulative mean of ``g_l`` over all previous training iterations. The first
+    iteration has no reference and trains on ``L_rec`` alone. After each step the
+    reference is updated with that step's ``g_l``.
+
+    The validation loss is the same quantity, computed without updating the
+    reference, so early stopping and checkpointing select on GradCon's own objective.
+    Targets are the inputs; ``y`` is ignored.
+
+    Parameters
+    ----------
+    module : GradConModule
+        Autoencoder with reference-gradient buffers.
+    alpha : float, default=0.03
+        Weight of the gradient constraint.
+    **kwargs
+        Passed to :class:`skorch.NeuralNet`.
+    """
+
+    def __init__(self, module, *args, alpha=0.03, **kwargs):
+        super().__init__(module, *args, **kwargs)
+        self.alpha = alpha
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        # An autoencoder reconstructs its input: the target is X, whatever y holds.
+        return self.criterion_(y_pred, X)
+
+    def _gradcon_loss(self, Xi, training):
+        module = self.module_
+        params = module.constrained_parameters()
+        recon = self.infer(Xi)
+        loss_rec = self.get_loss(recon, None, X=Xi, training=training)
+        constrain = self.alpha != 0 and module.n_reference_updates.item() > 0
+        if not constrain:
+            if training:
+                loss_rec.backward()
+                gradients = [p.grad.detach().clone() for p in params]
+            else:
+                gradients = None
+            return loss_rec, loss_rec, recon, gradients
+        gradients = torch.autograd.grad(loss_rec, params, create_graph=training)
+        alignment = gradient_alignment(gradients, module.reference_gradients())
+        loss = loss_rec - self.alpha * alignment
+        if training:
+            loss.backward()
+        return loss, loss_rec, recon, [g.detach() for g in gradients]
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        Xi, _ = unpack_data(batch)
+        loss, loss_rec, recon, gradients = self._gradcon_loss(Xi, training=True)
+        self.module_.update_reference(gradients)
+        self.history.record_batch("rec_loss", loss_rec.item())
+        return {"loss": loss, "y_pred": recon}
+
+    def validation_step(self, batch, **fit_params):
+        self._set_training(False)
+        Xi, _ = unpack_data(batch)
+        with torch.enable_grad():
+            loss, _, recon, _ = self._gradcon_loss(Xi, training=False)
+        return {"loss": loss.detach(), "y_pred": recon.detach()}

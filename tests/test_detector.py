@@ -1,0 +1,237 @@
+"""GradientAnomalyDetector: inputs, thresholds, determinism, failures."""
+
+import numpy as np
+import pytest
+import torch
+from _reference import reference_terms
+from sklearn.datasets import load_digits
+from sklearn.exceptions import NotFittedError
+
+from gradient_ad import ConvAutoencoder, GradientAnomalyDetector
+
+FAST = dict(max_epochs=3, batch_size=32, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X / 16, y
+
+
+def _images(n=40, shape=(1, 12, 12), seed=0):
+    return np.random.RandomState(seed).rand(n, *shape).astype(np.float32)
+
+
+def test_fit_returns_self_and_fitted_attributes(digits):
+    X, _ = digits
+    est = GradientAnomalyDetector(**FAST)
+    assert est.fit(X[:100]) is est
+    assert est.n_features_in_ == 64 and est.input_shape_ == (64,)
+    assert 1 <= est.n_iter_ <= 3 == len(est.net_.history)
+    assert est.net_.module_.n_reference_updates.item() > 0
+    scores = est.score_samples(X[:10])
+    np.testing.assert_array_equal(est.decision_function(X[:10]), scores - est.offset_)
+    labels = est.predict(X[:10])
+    assert labels.dtype.kind == "i" and set(labels) <= {-1, 1}
+    np.testing.assert_array_equal(labels, np.where(scores - est.offset_ >= 0, 1, -1))
+
+
+def test_score_is_reconstruction_error_minus_beta_alignment(digits):
+    X, _ = digits
+    est = GradientAnomalyDetector(beta=0.5, **FAST).fit(X[:100])
+    error, alignment = est.score_components(X[:20])
+    np.testing.assert_allclose(est.score_samples(X[:20]), -(error - 0.5 * alignment))
+    expected_error, expected_alignment = reference_terms(
+        est.net_.module_, X[:20].astype(np.float32)
+    )
+    np.testing.assert_allclose(error, expected_error, rtol=1e-4)
+    np.testing.assert_allclose(alignment, expected_alignment, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("contamination", [0.05, 0.2, 0.5])
+def test_float_contamination_sets_share_of_training_outliers(digits, contamination):
+    X, _ = digits
+    est = GradientAnomalyDetector(contamination=contamination, **FAST).fit(X[:200])
+    share = np.mean(est.predict(X[:200]) == -1)
+    assert abs(share - contamination) <= 0.01
+
+
+def test_auto_contamination_is_tukey_fence_on_held_out_slice(digits):
+    X, y = digits
+    est = GradientAnomalyDetector(max_epochs=30, random_state=0).fit(X[y == 0])
+    anomalies = X[y != 0]
+    # Held-out normal data is mostly above the fence, other digits mostly below.
+    assert np.mean(est.predict(X[y == 0]) == 1) > 0.85
+    assert np.mean(est.predict(anomalies) == -1) > 0.8
+
+
+def test_same_random_state_same_model_and_caller_seed_untouched(digits):
+    X, _ = digits
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = GradientAnomalyDetector(**FAST).fit(X[:150])
+    after = torch.rand(1)
+    b = GradientAnomalyDetector(**FAST).fit(X[:150])
+    np.testing.assert_array_equal(a.score_samples(X[150:200]), b.score_samples(X[150:200]))
+    assert a.offset_ == b.offset_
+    assert torch.equal(before, after)
+    c = GradientAnomalyDetector(**{**FAST, "random_state": 1}).fit(X[:150])
+    assert not np.allclose(a.score_samples(X[150:200]), c.score_samples(X[150:200]))
+
+
+def test_refit_gives_same_model(digits):
+    X, _ = digits
+    est = GradientAnomalyDetector(**FAST)
+    first = est.fit(X[:100]).score_samples(X[100:120])
+    second = est.fit(X[:100]).score_samples(X[100:120])
+    np.testing.assert_array_equal(first, second)
+
+
+def test_image_layouts_agree():
+    X = _images(shape=(1, 12, 12))
+    kwargs = dict(FAST, conv_channels=(4, 4, 8, 8))
+    scores_3d = GradientAnomalyDetector(**kwargs).fit(X[:, 0]).score_samples(X[:5, 0])
+    scores_4d = GradientAnomalyDetector(**kwargs).fit(X).score_samples(X[:5])
+    flat = GradientAnomalyDetector(input_shape=(12, 12), **kwargs).fit(X.reshape(40, -1))
+    scores_flat = flat.score_samples(X[:5].reshape(5, -1))
+    np.testing.assert_allclose(scores_3d, scores_4d, rtol=1e-6)
+    np.testing.assert_allclose(scores_flat, scores_4d, rtol=1e-6)
+    assert isinstance(flat.net_.module_.autoencoder, ConvAutoencoder)
+    assert flat.input_shape_ == (1, 12, 12)
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 32), (1, 32, 32), (1, 64, 64), (3, 28, 28)])
+def test_conv_network_built_for_image_sizes(shape):
+    X = _images(n=8, shape=shape)
+    est = GradientAnomalyDetector(max_epochs=1, conv_channels=(4, 4, 8, 8), random_state=0).fit(X)
+    assert isinstance(est.net_.module_.autoencoder, ConvAutoencoder)
+    assert est.score_samples(X).shape == (8,)
+
+
+def test_uint8_images_are_divided_by_255():
+    X = (_images() * 255).round().astype(np.uint8)
+    kwargs = dict(FAST, conv_channels=(4, 4, 8, 8))
+    as_uint8 = GradientAnomalyDetector(**kwargs).fit(X)
+    as_float = GradientAnomalyDetector(**kwargs).fit(X / 255.0)
+    np.testing.assert_allclose(
+        as_uint8.score_samples(X[:5]), as_float.score_samples(X[:5] / 255.0), rtol=1e-5
+    )
+    # Sigmoid output, since [0, 1] data was seen.
+    assert isinstance(as_uint8.net_.module_.autoencoder.decoder[-1], torch.nn.Sigmoid)
+
+
+def test_scoring_rejects_another_image_shape():
+    X = _images()
+    est = GradientAnomalyDetector(max_epochs=1, conv_channels=(4, 4, 8, 8), random_state=0).fit(X)
+    with pytest.raises(ValueError, match="images of shape"):
+        est.score_samples(X.reshape(40, 1, 6, 24))
+    with pytest.raises(ValueError, match="features"):
+        est.score_samples(_images(shape=(3, 12, 12)))
+
+
+def test_user_module_and_factory(digits):
+    X, _ = digits
+
+    class Tiny(torch.nn.Module):
+        def __init__(self, shape=(64,)):
+            super().__init__()
+            self.encoder = torch.nn.Linear(shape[0], 8)
+            self.decoder = torch.nn.Linear(8, shape[0])
+
+        def forward(self, x):
+            return self.decoder(torch.relu(self.encoder(x)))
+
+    instance = Tiny()
+    before = {k: v.clone() for k, v in instance.state_dict().items()}
+    est = GradientAnomalyDetector(network=instance, **FAST).fit(X[:100])
+    assert est.net_.module_.constrained_names == ["decoder.weight"]
+    assert all(torch.equal(v, instance.state_dict()[k]) for k, v in before.items())  # not mutated
+    from_factory = GradientAnomalyDetector(network=Tiny, **FAST).fit(X[:100])
+    assert isinstance(from_factory.net_.module_.autoencoder, Tiny)
+    custom = GradientAnomalyDetector(network=Tiny, constrained=["encoder.weight"], **FAST)
+    assert custom.fit(X[:100]).net_.module_.constrained_names == ["encoder.weight"]
+
+
+def test_wrong_reconstruction_shape_is_rejected_before_training(digits):
+    X, _ = digits
+    bad = torch.nn.Sequential()
+    bad.decoder = torch.nn.Linear(64, 3)
+    est = GradientAnomalyDetector(network=bad, **FAST)
+    with pytest.raises(ValueError, match="reconstruction of its input's shape"):
+        est.fit(X[:50])
+    with pytest.raises(NotFittedError):
+        est.predict(X[:5])
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(network="conv"), "needs images"),
+        (dict(input_shape=(7, 7)), "holds 49 values"),
+        (dict(device="cuda:0"), "CUDA is not available"),
+        (dict(alpha=-1.0), "alpha"),
+        (dict(contamination=0.7), "contamination"),
+        (dict(network="transformer"), "network"),
+        (dict(batch_size=0), "batch_size"),
+    ],
+)
+def test_bad_parameters_are_named_and_leave_estimator_unfitted(digits, params, match):
+    X, _ = digits
+    if params.get("device") == "cuda:0" and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    est = GradientAnomalyDetector(**params)
+    with pytest.raises(ValueError, match=match):
+        est.fit(X[:50])
+    assert not hasattr(est, "net_") and not hasattr(est, "n_features_in_")
+
+
+def test_failed_refit_does_not_keep_old_model(digits):
+    X, _ = digits
+    est = GradientAnomalyDetector(**FAST).fit(X[:50])
+    with pytest.raises(ValueError):
+        est.fit(X[:50, :1].reshape(-1))
+    with pytest.raises(NotFittedError):
+        est.score_samples(X[:5])
+
+
+def test_divergence_stops_with_a_hint(digits):
+    X, _ = digits
+    est = GradientAnomalyDetector(lr=1e6, max_epochs=5, random_state=0)
+    with pytest.raises(FloatingPointError, match="Lower lr"):
+        est.fit(X[:100] * 1e4)
+    assert not hasattr(est, "net_")
+
+
+def test_skorch_settings_pass_through(digits):
+    X, _ = digits
+    from skorch.callbacks import LRScheduler
+
+    scheduler = LRScheduler(policy="StepLR", step_size=1, gamma=0.5)
+    est = GradientAnomalyDetector(
+        callbacks=[scheduler], net_params={"optimizer": torch.optim.SGD}, **FAST
+    ).fit(X[:100])
+    assert isinstance(est.net_.optimizer_, torch.optim.SGD)
+    assert est.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**3)
+    assert scheduler.__dict__.get("lr_scheduler_") is None  # the parameter was copied
+
+
+def test_early_stopping_restores_best_epoch(digits):
+    X, _ = digits
+    est = GradientAnomalyDetector(max_epochs=60, n_iter_no_change=2, tol=0.5, random_state=0)
+    est.fit(X[:200])
+    history = est.net_.history
+    assert est.n_iter_ < 60
+    best = int(np.argmin(history[:, "valid_loss"]))
+    assert history[best, "valid_loss_best"]
+    no_stop = GradientAnomalyDetector(max_epochs=4, early_stopping=False, random_state=0).fit(
+        X[:200]
+    )
+    assert no_stop.n_iter_ == 4 and "valid_loss" not in no_stop.net_.history[-1]
+
+
+def test_unfitted_scoring_raises(digits):
+    X, _ = digits
+    for method in ("score_samples", "decision_function", "predict", "score_components"):
+        with pytest.raises(NotFittedError):
+            getattr(GradientAnomalyDetector(), method)(X[:3])

@@ -1,0 +1,114 @@
+"""The batched GradCon score terms against a one-sample-at-a-time loop."""
+
+import numpy as np
+import pytest
+import torch
+from _reference import randomise_reference, reference_terms
+from torch import nn
+
+from gradient_ad import ConvAutoencoder, MLPAutoencoder
+from gradient_ad._modules import GradConModule
+from gradient_ad._scoring import _layer_route, _supports_layer_route, _vmap_route, score_terms
+
+# In float64 the batched routes and the loop differ by rounding only.
+RTOL_FLOAT64 = 1e-9
+
+
+class SkipDecoder(nn.Module):
+    """A network off the fast route: a constrained bias and a layer used twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(6, 4), nn.Tanh())
+        self.shared = nn.Linear(4, 4)
+        self.decoder = nn.Linear(4, 6)
+
+    def forward(self, x):
+        h = self.encoder(x)
+        return self.decoder(torch.tanh(self.shared(torch.tanh(self.shared(h)))) + h)
+
+
+class ConvInDecoder(nn.Module):
+    """A decoder with Conv2d and ConvTranspose2d layers and an odd-sized output."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Conv2d(2, 3, 3, stride=2, padding=1), nn.ReLU())
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=0),
+            nn.ReLU(),
+            nn.Conv2d(4, 2, 3, padding=1, dilation=1),
+        )
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+CASES = {
+    "mlp": (lambda: MLPAutoencoder((7,), (5, 3)), (7,), "decoder"),
+    "mlp-all": (lambda: MLPAutoencoder((7,), (5, 3)), (7,), "all"),
+    "conv28": (lambda: ConvAutoencoder((1, 28, 28), (4, 4, 6, 6)), (1, 28, 28), "decoder"),
+    "conv32-rgb": (lambda: ConvAutoencoder((3, 32, 32), (4, 4, 6, 6)), (3, 32, 32), "all"),
+    "conv-odd": (lambda: ConvInDecoder(), (2, 9, 9), "decoder"),
+    "fallback": (lambda: SkipDecoder(), (6,), ["shared.weight", "decoder.bias"]),
+}
+
+
+def _module(case, dtype):
+    build, shape, constrained = CASES[case]
+    torch.manual_seed(0)
+    module = GradConModule(build(), constrained).to(dtype)
+    return randomise_reference(module), shape
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_batched_terms_match_loop_in_float64(case):
+    module, shape = _module(case, torch.float64)
+    X = torch.rand(13, *shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    expected_error, expected_alignment = reference_terms(module, X)
+
+    error, alignment = score_terms(module, X.numpy(), batch_size=5)
+
+    np.testing.assert_allclose(error, expected_error, rtol=RTOL_FLOAT64)
+    np.testing.assert_allclose(alignment, expected_alignment, rtol=RTOL_FLOAT64, atol=1e-12)
+    assert np.ptp(alignment) > 0.01  # the cosines differ between samples
+
+
+@pytest.mark.parametrize("case", ["mlp", "conv28", "conv-odd"])
+def test_fast_and_vmap_routes_agree(case):
+    module, shape = _module(case, torch.float64)
+    assert _supports_layer_route(module)
+    x = torch.rand(6, *shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    fast, slow = _layer_route(module, x), _vmap_route(module, x)
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b, rtol=RTOL_FLOAT64, atol=1e-12)
+
+
+def test_layer_used_twice_is_not_taken_by_fast_route():
+    module, _ = _module("fallback", torch.float64)
+    assert not _supports_layer_route(module)  # a bias is constrained
+    module = GradConModule(SkipDecoder(), ["shared.weight"]).double()
+    randomise_reference(module)
+    assert _supports_layer_route(module)  # statically eligible, but `shared` runs twice
+    X = torch.rand(5, 6, dtype=torch.float64)
+    expected = reference_terms(module, X)
+    got = score_terms(module, X.numpy(), batch_size=5)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=RTOL_FLOAT64)
+
+
+def test_scores_do_not_depend_on_chunk_neighbours():
+    module, shape = _module("conv28", torch.float32)
+    X = np.random.RandomState(0).rand(9, *shape).astype(np.float32)
+    whole = score_terms(module, X, batch_size=16)
+    alone = [score_terms(module, X[i : i + 1], batch_size=16) for i in range(len(X))]
+    for j in range(2):
+        np.testing.assert_array_equal(whole[j], [a[j][0] for a in alone])
+
+
+def test_scoring_leaves_parameter_gradients_untouched():
+    module, shape = _module("mlp", torch.float32)
+    score_terms(
+        module, np.random.default_rng(0).random((4, *shape), dtype=np.float32), batch_size=4
+    )
+    assert all(p.grad is None for p in module.parameters())
