@@ -28,6 +28,7 @@ setup(
         "torch>=2.2",
         "skorch>=1.0",
         "joblib>=1.2",
+        "tqdm>=4.60",
     ],
     extras_require={
         "test": ["pytest>=7", "pandas>=1.5", "ruff"],

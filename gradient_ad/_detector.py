@@ -2,6 +2,7 @@
 
 import contextlib
 import copy
+import math
 import numbers
 import warnings
 
@@ -20,6 +21,8 @@ from torch import nn
 from ._inputs import to_samples
 from ._modules import ConvAutoencoder, GradConModule, MLPAutoencoder
 from ._net import GradConNet
+from ._persistence import weights_digest
+from ._progress import fit_progress_callbacks, progress_chunks
 from ._scoring import score_terms
 from ._version import __version__
 
@@ -114,7 +117,10 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         are reproducible (on the CPU) and the caller's global torch seed is left
         untouched.
     verbose : int, default=0
-        ``0`` is silent; ``1`` prints skorch's table of losses per epoch.
+        ``0`` is silent. ``1`` prints skorch's table of losses per epoch, a progress
+        bar with the running loss during each epoch, and a progress bar while scoring
+        more than ``score_batch_size`` rows (:mod:`tqdm`, so it works in a terminal and
+        in a notebook).
     callbacks : list of skorch callbacks, default=None
         Extra callbacks for the skorch net (copied at each fit), e.g.
         ``skorch.callbacks.LRScheduler``.
@@ -262,6 +268,9 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             raise
 
     def _fit(self, X):
+        _check_layer_sizes("conv_channels", self.conv_channels)
+        if self.hidden_sizes != "auto":
+            _check_layer_sizes("hidden_sizes", self.hidden_sizes)
         X, shape = to_samples(self, X, reset=True)
         device = _resolve_device(self.device)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -272,13 +281,13 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             _check_reconstruction_shape(module, X[:2])
             net = GradConNet(**self._net_kwargs(module, valid, device, seed))
             net.fit(train, y=None)
+        _check_training_ran(net)
         net.module_.eval()
 
         auto = self.contamination == "auto"
         reference = valid if auto and valid is not None else X
-        scores = -_anomaly_score(
-            *score_terms(net.module_, reference, self.score_batch_size, device), self.beta
-        )
+        scores = -_anomaly_score(*self._score_terms(net, reference), self.beta)
+        _check_finite(scores, "the training data")
         if auto:
             q1, q3 = np.percentile(scores, [25, 75])
             offset = q1 - _TUKEY_K * (q3 - q1)
@@ -305,6 +314,11 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     def _split(self, X, seed):
         if not self.early_stopping:
             return X, None
+        if math.ceil(self.validation_fraction * len(X)) >= len(X):
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} of {len(X)} samples leaves "
+                "no training samples; lower it, pass more samples or set early_stopping=False"
+            )
         train, valid = train_test_split(X, test_size=self.validation_fraction, random_state=seed)
         return train, valid
 
@@ -351,6 +365,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
                     ),
                 )
             )
+        callbacks += fit_progress_callbacks(self.verbose)
         callbacks += copy.deepcopy(self.callbacks or [])
         kwargs = {
             "module": module,
@@ -393,7 +408,19 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         check_is_fitted(self)
         X = to_samples(self, X, reset=False)
         self.net_.module_.eval()
-        return score_terms(self.net_.module_, X, self.score_batch_size, self.net_.device)
+        terms = self._score_terms(self.net_, X)
+        _check_finite(terms[0] - terms[1], "X")
+        return terms
+
+    def _score_terms(self, net, X):
+        # Chunk by chunk, so that a progress bar can follow long scoring runs.
+        parts = [
+            score_terms(net.module_, X[rows], self.score_batch_size, net.device)
+            for rows in progress_chunks(
+                len(X), self.score_batch_size, verbose=self.verbose, desc="scoring"
+            )
+        ]
+        return tuple(np.concatenate(term) for term in zip(*parts))
 
     def score_samples(self, X):
         """Opposite of the GradCon anomaly score: higher is more normal.
@@ -450,6 +477,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     def __getstate__(self):
         state = super().__getstate__()
         state["_gradient_ad_version"] = __version__
+        if "net_" in state:
+            state["_gradient_ad_weights_sha256"] = weights_digest(state["net_"])
         return state
 
     def __setstate__(self, state):
@@ -462,6 +491,12 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
                 InconsistentVersionWarning,
                 stacklevel=2,
             )
+        digest = state.pop("_gradient_ad_weights_sha256", None)
+        if digest is not None and weights_digest(state["net_"]) != digest:
+            raise ValueError(
+                f"the weights of this {type(self).__name__} do not match the checksum saved "
+                "with them: the file is damaged. Save the model again, or copy the file again."
+            )
         super().__setstate__(state)
 
 
@@ -470,7 +505,10 @@ def _anomaly_score(reconstruction_error, alignment, beta):
 
 
 def _resolve_device(device):
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device={device!r} is not a torch device: {error}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={str(device)!r} was requested, but CUDA is not available")
     if device.type == "mps" and not torch.backends.mps.is_available():
@@ -504,6 +542,51 @@ def _check_reconstruction_shape(module, X):
 
 def _silent(*args, **kwargs):
     pass
+
+
+def _check_layer_sizes(name, sizes):
+    if not isinstance(sizes, (tuple, list)) or not sizes or not all(
+        isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in sizes
+    ):
+        raise ValueError(f"{name} must be a non-empty tuple of positive integers, got {sizes!r}")
+
+
+def _check_training_ran(net):
+    """Accept skorch's stop on KeyboardInterrupt (Ctrl-C) if something was learnt, with a warning.
+
+    skorch ends training quietly on a KeyboardInterrupt (its EarlyStopping raises one).
+    With at least one training step the detector is fitted on the weights reached (the
+    best epoch's, with early stopping); without one there is no model, so the
+    interrupt propagates and the detector stays unfitted.
+    """
+    history = net.history
+    if not len(history):
+        raise ValueError("no training epoch ran: max_epochs in net_params must be at least 1")
+    if net.module_.n_reference_updates.item() == 0:
+        raise KeyboardInterrupt("fit was interrupted before the first training step")
+    stopped_early = any(
+        isinstance(callback, EarlyStopping) and callback.misses_ >= callback.patience
+        for _, callback in net.callbacks_
+    )
+    finished = "train_loss" in history[-1] and len(history) >= net.max_epochs
+    if not (stopped_early or finished):
+        done = sum("train_loss" in row for row in history)
+        warnings.warn(
+            f"fit was interrupted (KeyboardInterrupt) after {done} complete epoch(s) of "
+            f"{net.max_epochs}; the detector is fitted on the weights reached so far.",
+            UserWarning,
+            stacklevel=5,
+        )
+
+
+def _check_finite(scores, what):
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        raise FloatingPointError(
+            f"the network returned non-finite scores for {bad.sum()} of {len(scores)} "
+            f"samples of {what} (first: row {np.flatnonzero(bad)[0]}). Check X for extreme "
+            "values, scale the features (e.g. StandardScaler) or lower lr."
+        )
 
 
 class _StopOnNonFiniteLoss(Callback):
