@@ -1,83 +1,356 @@
 """One-class benchmark: GradCon beside its ablations and classic detectors.
 
-Run ``python -m gradient_ad.benchmark`` for scikit-learn's digits: each digit in turn
-is normal, the other nine are anomalies. For each normal class and seed it trains
-GradCon once and reports the test AUROC of the GradCon score and of the
-reconstruction error alone from the same network (the paper's ablation), next to
-IsolationForest. ``--help`` lists the options.
+``python -m gradient_ad.benchmark`` runs scikit-learn's digits (no download): each
+digit in turn is normal, the other nine are anomalies. Other data sets need
+``--data-dir``: ``fashion-mnist`` and ``mnist`` an IDX directory, ``cifar10`` the python
+batches, ``odds`` a directory of ODDS ``.mat`` / ADBench ``.npz`` tables (``--classes``
+then names tables, ``--setting`` picks one-class or unsupervised).
+
+For each normal class (or table) and seed it trains GradCon once and reports the test
+AUROC of
+
+- ``gradcon``: the GradCon score, reconstruction error - beta * gradient alignment;
+- ``gradcon_reconstruction``: the reconstruction error alone, same network (the
+  paper's ablation);
+- ``gradcon_gradient``: the gradient alignment alone, same network;
+- ``gradcon_standardized``: both terms standardised with the mean and standard
+  deviation of normal validation data (training data where the protocol has no
+  validation split), then subtracted: a scale-free combination;
+- ``autoencoder``: a network trained with ``alpha=0``, scored by reconstruction error;
+- ``isolation_forest`` and ``one_class_svm``: scikit-learn's, default settings.
+
+Where the protocol's validation split holds anomalies from outside the test split
+(image data sets), the validation AUROC is recorded too, for choosing settings.
 """
 
 import argparse
+import ast
+import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
-from sklearn.datasets import load_digits
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import OneClassSVM
 
+from . import datasets
 from ._detector import GradientAnomalyDetector
 
-METHODS = ("gradcon", "reconstruction", "isolation_forest")
+DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10", "odds")
+GRADCON_SCORES = (
+    "gradcon",
+    "gradcon_reconstruction",
+    "gradcon_gradient",
+    "gradcon_standardized",
+)
+METHODS = (*GRADCON_SCORES, "autoencoder", "isolation_forest", "one_class_svm")
+FITTED = ("gradcon", "autoencoder", "isolation_forest", "one_class_svm")
 
 
-def one_class_digits(normal, seed, test_size=0.3):
-    """Train on ``1 - test_size`` of digit ``normal``; test on the rest plus as many
-    images of other digits drawn at random. Labels: +1 normal, -1 anomaly."""
-    X, y = load_digits(return_X_y=True)
-    X = X / 16.0
-    train, test = train_test_split(X[y == normal], test_size=test_size, random_state=seed)
-    others = X[y != normal]
-    rng = np.random.RandomState(seed)
-    anomalies = others[rng.choice(len(others), len(test), replace=False)]
-    X_test = np.vstack([test, anomalies])
-    y_test = np.r_[np.ones(len(test), dtype=int), -np.ones(len(anomalies), dtype=int)]
-    return train, X_test, y_test
+# -- tasks ----------------------------------------------------------------------------
 
 
-def evaluate(train, X_test, y_test, seed, detector_params=None):
-    """Test AUROC of each method and GradCon's fit time in seconds."""
-    start = time.perf_counter()
-    detector = GradientAnomalyDetector(random_state=seed, **(detector_params or {})).fit(train)
-    fit_seconds = time.perf_counter() - start
-    error, _ = detector.score_components(X_test)
-    forest = IsolationForest(random_state=seed).fit(train)
-    return {
-        "gradcon": roc_auc_score(y_test, detector.score_samples(X_test)),
-        "reconstruction": roc_auc_score(y_test, -error),
-        "isolation_forest": roc_auc_score(y_test, forest.score_samples(X_test)),
-    }, fit_seconds
+def tasks(dataset, data_dir=None, classes=None, seeds=(0,), setting="one-class"):
+    """Yield ``(task, seed, split)`` for every normal class (or table) and seed.
 
+    Parameters
+    ----------
+    dataset : {'digits', 'fashion-mnist', 'mnist', 'cifar10', 'odds'}
+    data_dir : str or path-like, default=None
+        Where the files are; not needed for digits.
+    classes : list, default=None
+        Normal classes (ints) or, for ``'odds'``, table names (file stems); ``None``
+        takes them all.
+    seeds : sequence of int, default=(0,)
+    setting : {'one-class', 'unsupervised'}, default='one-class'
+        For tables only.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    if dataset == "odds":
+        yield from _table_tasks(data_dir, classes, seeds, setting)
+        return
+    if dataset != "digits" and data_dir is None:
+        raise ValueError(f"--dataset {dataset} needs --data-dir")
+    if dataset == "digits":
+        # Flat rows (64 pixels, MLP), five pooled folds per class: 108 to train.
+        X, y = datasets.load_digits_images()
+        X = X.reshape(len(X), -1)
+        splitter = _pooled(X, y)
+    elif dataset == "fashion-mnist":
+        X_train, y_train, X_test, y_test = datasets.load_idx(data_dir)
+        splitter = _pooled(np.concatenate([X_train, X_test]), np.r_[y_train, y_test])
+    else:
+        load = datasets.load_idx if dataset == "mnist" else datasets.load_cifar10
+        data = load(data_dir)
 
-def run(classes=range(10), seeds=(0,), detector_params=None, log=print):
-    """Rows ``(class, seed, {method: auroc}, fit_seconds)`` for the digits benchmark."""
-    rows = []
-    for normal in classes:
+        def splitter(normal, seed):
+            return datasets.split_official(*data, normal, seed)
+
+    for normal in range(10) if classes is None else [int(c) for c in classes]:
         for seed in seeds:
-            scores, seconds = evaluate(*one_class_digits(normal, seed), seed, detector_params)
-            rows.append((normal, seed, scores, seconds))
-            log(
-                f"digit {normal} seed {seed}: "
-                + "  ".join(f"{m} {scores[m]:.3f}" for m in METHODS)
-                + f"  ({seconds:.1f} s)"
-            )
+            yield normal, seed, splitter(normal, seed)
+
+
+def _pooled(X, y):
+    def splitter(normal, seed):
+        return datasets.split_pooled_folds(X, y, normal, seed)
+
+    return splitter
+
+
+def _table_tasks(data_dir, classes, seeds, setting):
+    if data_dir is None:
+        raise ValueError("--dataset odds needs --data-dir, a directory of .mat or .npz tables")
+    directory = Path(data_dir)
+    if classes is None:
+        paths = sorted([*directory.glob("*.mat"), *directory.glob("*.npz")])
+        if not paths:
+            raise ValueError(f"{directory}: no .mat or .npz tables found")
+    else:
+        paths = [_table_path(directory, name) for name in classes]
+    for path in paths:
+        X, y = datasets.load_table(path)
+        for seed in seeds:
+            split = datasets.split_table(X, y, seed, setting)
+            # Standardise features on the training rows: the MLP and the SVM need it.
+            scaler = StandardScaler().fit(split.X_train)
+            split.X_train = scaler.transform(split.X_train)
+            split.X_test = scaler.transform(split.X_test)
+            yield path.stem, seed, split
+
+
+def _table_path(directory, name):
+    for suffix in ("", ".mat", ".npz"):
+        path = directory / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    raise ValueError(f"{directory}: no table named {name!r} (.mat or .npz)")
+
+
+# -- one task -------------------------------------------------------------------------
+
+
+def evaluate(split, seed, detector_params=None, methods=METHODS):
+    """Fit every method on one split and measure its AUROC.
+
+    Returns
+    -------
+    results : dict
+        ``{method: {"auroc", "valid_auroc", "fit_seconds", "epochs"}}``;
+        ``valid_auroc`` is ``None`` without anomalies in the validation split.
+    """
+    params = {"random_state": seed, **(detector_params or {})}
+    results = {}
+    if any(m in methods for m in GRADCON_SCORES):
+        detector, seconds = _timed_fit(GradientAnomalyDetector(**params), split.X_train)
+        test = detector.score_components(split.X_test)
+        valid = None if split.y_valid is None else detector.score_components(split.X_valid)
+        normal = (
+            detector.score_components(split.X_train)
+            if valid is None
+            else tuple(v[split.y_valid == 0] for v in valid)
+        )
+        for method in GRADCON_SCORES:
+            if method in methods:
+                score = _gradcon_scorer(method, detector.beta, normal)
+                valid_score = None if valid is None else score(*valid)
+                results[method] = _record(split, score(*test), valid_score, seconds)
+                results[method]["epochs"] = detector.n_iter_
+    if "autoencoder" in methods:
+        ae, seconds = _timed_fit(GradientAnomalyDetector(**{**params, "alpha": 0}), split.X_train)
+        test_error = ae.score_components(split.X_test)[0]
+        valid_error = None if split.y_valid is None else ae.score_components(split.X_valid)[0]
+        results["autoencoder"] = _record(split, test_error, valid_error, seconds)
+        results["autoencoder"]["epochs"] = ae.n_iter_
+    flat = _flat(split)
+    for method, model in (
+        ("isolation_forest", IsolationForest(random_state=seed)),
+        ("one_class_svm", OneClassSVM()),
+    ):
+        if method in methods:
+            model, seconds = _timed_fit(model, flat.X_train)
+            valid = None if split.y_valid is None else -model.score_samples(flat.X_valid)
+            results[method] = _record(split, -model.score_samples(flat.X_test), valid, seconds)
+    return results
+
+
+def _gradcon_scorer(method, beta, normal):
+    """Anomaly score (higher = more anomalous) from ``(error, alignment)``."""
+    if method == "gradcon":
+        return lambda error, alignment: error - beta * alignment
+    if method == "gradcon_reconstruction":
+        return lambda error, alignment: error
+    if method == "gradcon_gradient":
+        return lambda error, alignment: -alignment
+    (mu_e, sd_e), (mu_a, sd_a) = ((v.mean(), v.std() + 1e-12) for v in normal)
+    return lambda error, alignment: (error - mu_e) / sd_e - (alignment - mu_a) / sd_a
+
+
+def _timed_fit(model, X):
+    start = time.perf_counter()
+    model.fit(X)
+    return model, time.perf_counter() - start
+
+
+def _record(split, test_score, valid_score, seconds):
+    valid_auroc = None
+    if valid_score is not None and 0 < split.y_valid.sum() < len(split.y_valid):
+        valid_auroc = float(roc_auc_score(split.y_valid, valid_score))
+    return {
+        "auroc": float(roc_auc_score(split.y_test, test_score)),
+        "valid_auroc": valid_auroc,
+        "fit_seconds": round(float(seconds), 3),
+        "epochs": None,
+    }
+
+
+def _flat(split):
+    def flat(X):
+        return None if X is None else X.reshape(len(X), -1) / (255.0 if X.dtype == np.uint8 else 1)
+
+    return datasets.OneClassSplit(
+        flat(split.X_train), flat(split.X_valid), split.y_valid, flat(split.X_test), split.y_test
+    )
+
+
+# -- a whole run ----------------------------------------------------------------------
+
+
+def run(
+    dataset="digits",
+    data_dir=None,
+    classes=None,
+    seeds=(0,),
+    setting="one-class",
+    detector_params=None,
+    methods=METHODS,
+    log=print,
+    on_task=None,
+):
+    """Evaluate every task; return one row (a dict) per task, seed and method.
+
+    ``log`` receives a progress line per task; ``on_task(rows)`` is called with the
+    rows so far after each task (e.g. to save partial results).
+    """
+    rows = []
+    for task, seed, split in tasks(dataset, data_dir, classes, seeds, setting):
+        start = time.perf_counter()
+        results = evaluate(split, seed, detector_params, methods)
+        for method, result in results.items():
+            rows.append({"dataset": dataset, "task": task, "seed": seed, "method": method} | result)
+        log(
+            f"{dataset} {task} seed {seed}: "
+            + "  ".join(f"{m} {r['auroc']:.3f}" for m, r in results.items())
+            + f"  ({time.perf_counter() - start:.1f} s)"
+        )
+        if on_task is not None:
+            on_task(rows)
     return rows
 
 
-def format_table(rows):
-    """Per-class mean AUROC (and spread over seeds) of every method, plus the mean."""
-    classes = sorted({r[0] for r in rows})
-    lines = ["class  " + "  ".join(f"{m:>18}" for m in METHODS)]
-    per_method = {m: [] for m in METHODS}
-    for c in classes:
-        cells = []
-        for m in METHODS:
-            values = [r[2][m] for r in rows if r[0] == c]
-            per_method[m].append(np.mean(values))
-            cells.append(f"{np.mean(values):.3f} +/- {np.std(values):.3f}".rjust(18))
-        lines.append(f"{c:>5}  " + "  ".join(cells))
-    lines.append(" mean  " + "  ".join(f"{np.mean(per_method[m]):18.3f}" for m in METHODS))
+def summarize(rows, value="auroc"):
+    """Per task and method: mean and standard deviation over seeds, plus the mean row.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Index: tasks then ``'mean'``; columns: ``(method, 'mean'|'std')``. The mean
+        row averages over tasks within each seed, then over seeds (``std`` is the
+        spread of that average over seeds).
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame(rows).dropna(subset=[value])
+    methods = [m for m in METHODS if m in set(frame["method"])]
+    by_task = frame.groupby(["task", "method"])[value].agg(["mean", "std"]).unstack("method")
+    by_seed = frame.groupby(["seed", "method"])[value].mean().unstack("method")
+    table = {}
+    for m in methods:
+        means = by_task[("mean", m)].tolist() + [by_seed[m].mean()]
+        stds = by_task[("std", m)].fillna(0).tolist() + [np.nan_to_num(by_seed[m].std())]
+        table[(m, "mean")] = means
+        table[(m, "std")] = stds
+    index = [*map(str, by_task.index), "mean"]
+    return pd.DataFrame(table, index=index)
+
+
+def format_table(rows, value="auroc"):
+    """:func:`summarize` as text, one ``mean +/- std`` cell per method."""
+    table = summarize(rows, value)
+    methods = list(dict.fromkeys(m for m, _ in table.columns))
+    width = max(16, *(len(m) for m in methods))
+    lines = ["task".ljust(12) + "".join(m.rjust(width + 2) for m in methods)]
+    for task, row in table.iterrows():
+        cells = [f"{row[(m, 'mean')]:.3f} +/- {row[(m, 'std')]:.3f}" for m in methods]
+        lines.append(str(task)[:12].ljust(12) + "".join(c.rjust(width + 2) for c in cells))
     return "\n".join(lines)
+
+
+def fit_times(rows):
+    """Median fit time in seconds of each fitted method."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    return frame[frame["method"].isin(FITTED)].groupby("method")["fit_seconds"].median().to_dict()
+
+
+def save(rows, path, meta=None):
+    """Write rows to ``.json`` (with ``meta``) or ``.csv``."""
+    import pandas as pd
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".csv":
+        pd.DataFrame(rows).to_csv(path, index=False)
+    else:
+        path.write_text(json.dumps({"meta": meta or {}, "rows": rows}, indent=1) + "\n")
+
+
+def plot(rows, path, title=""):
+    """Bar chart of the mean test AUROC per task and method (error bars: std over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = summarize(rows)
+    methods = list(dict.fromkeys(m for m, _ in table.columns))
+    width = 0.8 / len(methods)
+    x = np.arange(len(table))
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(table) + 2), 4))
+    for i, m in enumerate(methods):
+        ax.bar(
+            x + (i - (len(methods) - 1) / 2) * width,
+            table[(m, "mean")],
+            width,
+            yerr=table[(m, "std")],
+            label=m,
+        )
+    ax.set_xticks(x, table.index, rotation=45, ha="right")
+    ax.set_ylabel("test AUROC")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(fontsize="small", ncols=2, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _parse_params(items):
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            params[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[key] = value
+    return params
 
 
 def main(argv=None):
@@ -86,16 +359,58 @@ def main(argv=None):
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--classes", type=int, nargs="+", default=list(range(10)))
+    parser.add_argument("--dataset", choices=DATASETS, default="digits")
+    parser.add_argument("--data-dir", help="directory of the data set's files")
+    parser.add_argument(
+        "--classes", nargs="+", help="normal classes, or table names for odds (default: all)"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--max-epochs", type=int, default=None)
+    parser.add_argument("--setting", choices=("one-class", "unsupervised"), default="one-class")
+    parser.add_argument("--max-epochs", type=int, help="GradCon's max_epochs (default: 100)")
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="further GradientAnomalyDetector parameters, e.g. beta=0.5 constrained=all",
+    )
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--out", help="results file, .json or .csv; a .png plot goes beside it")
     args = parser.parse_args(argv)
-    params = {} if args.max_epochs is None else {"max_epochs": args.max_epochs}
+
+    params = _parse_params(args.set)
+    if args.max_epochs is not None:
+        params["max_epochs"] = args.max_epochs
+    meta = {"command": " ".join(["python -m gradient_ad.benchmark", *sys.argv[1:]])} | vars(args)
+    meta["detector_params"] = params
+
+    def on_task(rows):
+        if args.out:
+            save(rows, args.out, meta)
+
     start = time.perf_counter()
-    rows = run(args.classes, args.seeds, params)
-    print("\nTest AUROC on scikit-learn's digits (one digit normal, the others anomalies)")
+    rows = run(
+        args.dataset,
+        args.data_dir,
+        args.classes,
+        args.seeds,
+        args.setting,
+        params,
+        args.methods,
+        log=lambda line: print(line, flush=True),
+        on_task=on_task,
+    )
+    meta["total_seconds"] = round(time.perf_counter() - start, 1)
+    print(
+        f"\nTest AUROC, {args.dataset} ({args.setting if args.dataset == 'odds' else 'one-class'})"
+    )
     print(format_table(rows))
-    print(f"total time {time.perf_counter() - start:.1f} s")
+    print("median fit seconds: " + "  ".join(f"{m} {s:.1f}" for m, s in fit_times(rows).items()))
+    print(f"total time {meta['total_seconds']:.1f} s")
+    if args.out:
+        save(rows, args.out, meta)
+        plot(rows, Path(args.out).with_suffix(".png"), f"{args.dataset} test AUROC")
+        print(f"wrote {args.out} and {Path(args.out).with_suffix('.png')}")
     return rows
 
 
