@@ -2,6 +2,7 @@
 
 from ._detector import GradientAnomalyDetector, InconsistentVersionWarning
 from ._modules import ConvAutoencoder, MLPAutoencoder
+from ._persistence import load
 from ._version import __version__
 
 __all__ = [
@@ -10,4 +11,5 @@ __all__ = [
     "InconsistentVersionWarning",
     "MLPAutoencoder",
     "__version__",
+    "load",
 ]

@@ -21,7 +21,7 @@ from torch import nn
 from ._inputs import to_samples
 from ._modules import ConvAutoencoder, GradConModule, MLPAutoencoder
 from ._net import GradConNet
-from ._persistence import weights_digest
+from ._persistence import model_digest
 from ._progress import fit_progress_callbacks, progress_chunks
 from ._scoring import score_terms
 from ._version import __version__
@@ -282,6 +282,10 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             net = GradConNet(**self._net_kwargs(module, valid, device, seed))
             net.fit(train, y=None)
         _check_training_ran(net)
+        # skorch maps its fitted attributes (module_, ...) to the CPU when a model saved on
+        # CUDA is loaded without CUDA, but pickles the `module` parameter (the same
+        # instance, passed in above) plainly, which then fails to load: map it too.
+        net.cuda_dependent_attributes_ = [*net.cuda_dependent_attributes_, "module"]
         net.module_.eval()
 
         auto = self.contamination == "auto"
@@ -478,7 +482,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         state = super().__getstate__()
         state["_gradient_ad_version"] = __version__
         if "net_" in state:
-            state["_gradient_ad_weights_sha256"] = weights_digest(state["net_"])
+            state["_gradient_ad_sha256"] = model_digest(state["net_"], state["offset_"])
         return state
 
     def __setstate__(self, state):
@@ -491,10 +495,10 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
                 InconsistentVersionWarning,
                 stacklevel=2,
             )
-        digest = state.pop("_gradient_ad_weights_sha256", None)
-        if digest is not None and weights_digest(state["net_"]) != digest:
+        digest = state.pop("_gradient_ad_sha256", None)
+        if digest is not None and model_digest(state["net_"], state["offset_"]) != digest:
             raise ValueError(
-                f"the weights of this {type(self).__name__} do not match the checksum saved "
+                f"the model of this {type(self).__name__} does not match the checksum saved "
                 "with them: the file is damaged. Save the model again, or copy the file again."
             )
         super().__setstate__(state)
@@ -545,7 +549,8 @@ def _silent(*args, **kwargs):
 
 
 def _check_layer_sizes(name, sizes):
-    if not isinstance(sizes, (tuple, list)) or not sizes or not all(
+    # A tuple or list already (_parameter_constraints); check its entries.
+    if not sizes or not all(
         isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in sizes
     ):
         raise ValueError(f"{name} must be a non-empty tuple of positive integers, got {sizes!r}")

@@ -56,11 +56,28 @@ def _as_image_shape(shape):
     )
 
 
+# GradCon's per-sample gradients grow as x**2 and the dot products in its cosines as
+# x**4, so float32 arithmetic overflows (to inf, then NaN scores) once |x| passes about
+# 1e11; rejecting above 1e10 keeps a margin and fails before any work.
+MAX_ABS_VALUE = 1e10
+
+
+def _check_magnitude(X):
+    peak = max(float(X.max()), -float(X.min()))  # no temporary copy, unlike np.abs(X)
+    if peak > MAX_ABS_VALUE:
+        raise ValueError(
+            f"X contains values of magnitude {peak:.3g}; gradient-ad accepts magnitudes up "
+            f"to {MAX_ABS_VALUE:.0e}, beyond which its float32 gradient products overflow. "
+            "Standardise the features, e.g. with sklearn.preprocessing.StandardScaler."
+        )
+
+
 def to_samples(estimator, X, *, reset):
     """Validate ``X`` and return float32 samples of shape ``(n, *input_shape_)``.
 
     ``uint8`` input (8-bit images) is divided by 255; every other numeric type is
-    cast to float32 unchanged. With ``reset=True`` (in ``fit``) this sets
+    cast to float32 unchanged. Values of magnitude above ``MAX_ABS_VALUE`` are
+    rejected. With ``reset=True`` (in ``fit``) this sets
     ``n_features_in_`` (and ``feature_names_in_``) and returns the sample shape too.
     """
     X = validate_data(
@@ -73,14 +90,11 @@ def to_samples(estimator, X, *, reset):
     )
     if X.ndim > 4:
         raise ValueError(f"X must have 2, 3 or 4 dimensions, got an array of shape {X.shape}")
+    _check_magnitude(X)
     scale = 255.0 if X.dtype == np.uint8 else None
     X = np.array(X, dtype=np.float32, order="C")  # a writable copy torch can share
     if scale is not None:
         X /= scale
-    if not np.isfinite(X).all():
-        raise ValueError(
-            "X contains values too large for float32 (magnitude above 3.4e38); rescale it"
-        )
     shape = sample_shape(X.shape, estimator.input_shape) if reset else estimator.input_shape_
     if not reset and X.shape[1:] != shape:
         if math.prod(X.shape[1:]) != math.prod(shape) or X.ndim == 2 and len(shape) == 1:
