@@ -1,6 +1,7 @@
 """GradCon anomaly detection from backpropagated gradients, for scikit-learn."""
 
 from ._detector import GradientAnomalyDetector, InconsistentVersionWarning
+from ._maps import anomaly_maps
 from ._modules import ConvAutoencoder, MLPAutoencoder
 from ._persistence import load
 from ._version import __version__
@@ -11,5 +12,6 @@ __all__ = [
     "InconsistentVersionWarning",
     "MLPAutoencoder",
     "__version__",
+    "anomaly_maps",
     "load",
 ]

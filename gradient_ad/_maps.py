@@ -1,0 +1,178 @@
+"""Anomaly maps: where in a sample its GradCon anomaly score comes from.
+
+The anomaly score of a sample is ``e(x) - beta * c(x)``: its reconstruction error
+``e(x) = mean_j (AE(x)_j - x_j) ** 2`` and its gradient alignment ``c(x)``, the mean
+over the constrained tensors of the cosine between ``de/dW_l`` and the reference
+gradient. Each term gets a map with one value per input element (pixel and channel,
+or feature).
+"""
+
+import numbers
+
+import numpy as np
+import torch
+from sklearn.utils import Bunch
+from sklearn.utils.validation import check_is_fitted
+from torch.func import functional_call, grad, vmap
+
+from ._inputs import to_samples
+from ._progress import progress_chunks
+from ._scoring import _cosine
+
+__all__ = ["anomaly_maps"]
+
+
+def anomaly_maps(detector, X, *, n_steps=32):
+    """Per-element contributions to the GradCon anomaly score of each sample.
+
+    For images the maps hold one value per pixel (and channel); for tables one value
+    per feature. Both are signed so that a positive value raises the anomaly score,
+    the score that :meth:`~gradient_ad.GradientAnomalyDetector.score_samples` returns
+    with the opposite sign.
+
+    - ``reconstruction_map`` is exact: the squared reconstruction error of each
+      element divided by the number of elements in a sample, so a sample's map sums
+      to its reconstruction error (the first term of
+      :meth:`~gradient_ad.GradientAnomalyDetector.score_components`).
+    - ``gradient_map`` attributes the gradient term ``-beta * alignment`` with
+      integrated gradients (Sundararajan et al., 2017) along the straight line from
+      the sample's reconstruction ``r = AE(x)`` to the sample ``x``:
+      ``(x - r) * mean_k dT/dx(r + t_k (x - r))`` with ``t_k = (k + 1/2) / n_steps``,
+      where ``T(x) = -beta * alignment(x)``. The input gradient of ``T`` is a double
+      backward through the network.
+
+    Limits of the gradient map: it sums (up to the ``n_steps`` quadrature error) to
+    ``T(x) - T(r)``, the gradient term of the sample minus that of its own
+    reconstruction, not to ``T(x)`` itself, because the alignment has no input at which
+    it is zero; a sample that is reconstructed perfectly gets an all-zero map whatever
+    its score. It explains the term through the elements where the sample and its
+    reconstruction differ, so it is sharpest where the reconstruction map is too;
+    elements the network reconstructs exactly get zero. With ReLU networks ``T`` has
+    kinks, so the sum converges slowly: on the digits of the test suite, 8 steps leave
+    a median error of about 25 % of ``T(x) - T(r)``, 32 steps 4 % and 128 steps 0.1 %.
+
+    Parameters
+    ----------
+    detector : GradientAnomalyDetector
+        A fitted detector.
+    X : array-like of the same layout as in ``fit``
+        Samples to explain.
+    n_steps : int, default=32
+        Points of the midpoint rule for the integrated gradients; the gradient map
+        costs ``n_steps`` double backward passes.
+
+    Returns
+    -------
+    maps : :class:`~sklearn.utils.Bunch`
+        With the arrays below, all of the shape of ``X`` (flat rows stay flat rows)
+        and dtype float64.
+
+        reconstruction : ndarray
+            The network's reconstruction, in the scale it sees (``uint8`` images
+            divided by 255).
+        reconstruction_map : ndarray
+            Contribution of each element to the reconstruction error.
+        gradient_map : ndarray
+            Integrated-gradients attribution of the gradient term.
+
+    See Also
+    --------
+    gradient_ad.plotting.plot_anomaly_maps : Draw the maps.
+    GradientAnomalyDetector.score_components : The two terms, one value per sample.
+
+    References
+    ----------
+    M. Sundararajan, A. Taly and Q. Yan, "Axiomatic Attribution for Deep Networks",
+    ICML 2017, arXiv:1703.01365.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> from gradient_ad import GradientAnomalyDetector, anomaly_maps
+    >>> X, y = load_digits(return_X_y=True)
+    >>> images = X.reshape(-1, 8, 8) / 16
+    >>> detector = GradientAnomalyDetector(max_epochs=5, random_state=0)
+    >>> detector = detector.fit(images[y == 0])
+    >>> maps = anomaly_maps(detector, images[:2])
+    >>> maps.reconstruction_map.shape
+    (2, 8, 8)
+    >>> error, alignment = detector.score_components(images[:2])
+    >>> bool(np.allclose(maps.reconstruction_map.sum(axis=(1, 2)), error))
+    True
+    """
+    from ._detector import GradientAnomalyDetector  # the detector module imports this one
+
+    if not isinstance(detector, GradientAnomalyDetector):
+        raise TypeError(
+            f"detector must be a GradientAnomalyDetector, got {type(detector).__name__}"
+        )
+    if not isinstance(n_steps, numbers.Integral) or isinstance(n_steps, bool) or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    check_is_fitted(detector)
+    samples = to_samples(detector, X, reset=False)
+    shape = (len(samples), *np.shape(X)[1:])
+
+    module = detector.net_.module_
+    module.eval()
+    device = detector.net_.device
+    dtype = next(iter(module.parameters())).dtype
+    term_gradient = _gradient_term_input_gradient(module, detector.beta)
+    reconstruction = np.empty(samples.shape)
+    reconstruction_map = np.empty(samples.shape)
+    gradient_map = np.empty(samples.shape)
+    n_elements = samples[0].size
+    for rows in progress_chunks(
+        len(samples), detector.score_batch_size, verbose=detector.verbose, desc="anomaly maps"
+    ):
+        x = torch.as_tensor(samples[rows], dtype=dtype, device=device)
+        with torch.no_grad():
+            recon = module(x)
+        difference = x - recon
+        path_gradient = torch.zeros_like(x)
+        for k in range(n_steps):
+            path_gradient += term_gradient(recon + (k + 0.5) / n_steps * difference)
+        reconstruction[rows] = _numpy(recon)
+        reconstruction_map[rows] = _numpy(difference.pow(2)) / n_elements
+        gradient_map[rows] = _numpy(difference * path_gradient) / n_steps
+    return Bunch(
+        reconstruction=reconstruction.reshape(shape),
+        reconstruction_map=reconstruction_map.reshape(shape),
+        gradient_map=gradient_map.reshape(shape),
+    )
+
+
+def _gradient_term_input_gradient(module, beta):
+    """``x -> dT/dx`` per sample, with ``T(x) = -beta * alignment(x)``, batched by vmap."""
+    autoencoder = module.autoencoder
+    names = module.constrained_names
+    fixed = {name: p.detach() for name, p in autoencoder.named_parameters()}
+    fixed.update(dict(autoencoder.named_buffers()))
+    constrained = {name: fixed[name] for name in names}
+    references = module.reference_gradients()
+
+    def reconstruction_error(theta, sample):
+        recon = functional_call(autoencoder, {**fixed, **theta}, (sample[None],))
+        return (recon - sample[None]).pow(2).mean()
+
+    def gradient_term(sample):
+        gradients = grad(reconstruction_error)(constrained, sample)
+        cosines = [
+            _cosine(
+                gradients[name].flatten() @ reference.flatten(), gradients[name].norm(), reference
+            )
+            for name, reference in zip(names, references)
+        ]
+        return -beta * torch.stack(cosines).mean()
+
+    per_sample = vmap(grad(gradient_term))
+
+    def input_gradient(x):
+        with torch.enable_grad():
+            return per_sample(x).detach()
+
+    return input_gradient
+
+
+def _numpy(tensor):
+    return tensor.detach().double().cpu().numpy()
