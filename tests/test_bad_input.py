@@ -1,0 +1,343 @@
+"""The bad-input matrix: every case fails clearly before any work, or works and is tested.
+
+Each rejected input or parameter must raise a ``ValueError`` or ``TypeError`` that names
+the problem, before the skorch net is built (so before any epoch), and leave the
+estimator unfitted, also when it was fitted before. docs/robustness.rst lists the
+matrix.
+"""
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+import gradient_ad
+from gradient_ad import GradientAnomalyDetector
+
+FAST = dict(max_epochs=2, batch_size=16, random_state=0)
+N_FEATURES = 4
+IMAGE = (1, 8, 8)
+SMALL_CONV = dict(FAST, conv_channels=(2, 2, 4, 4))
+
+SCORING_METHODS = ["score_samples", "decision_function", "predict", "score_components"]
+if hasattr(gradient_ad, "anomaly_maps"):
+    SCORING_METHODS.append("anomaly_maps")
+
+
+def _table(n=40, n_features=N_FEATURES, seed=0):
+    return np.random.RandomState(seed).rand(n, n_features)
+
+
+def _images(n=30, shape=IMAGE, seed=0):
+    return np.random.RandomState(seed).rand(n, *shape).astype(np.float32)
+
+
+def _with(X, row, col, value):
+    X = np.array(X, dtype=float)
+    X[row, col] = value
+    return X
+
+
+def _call(est, method, X):
+    if method == "anomaly_maps":
+        return gradient_ad.anomaly_maps(est, X, n_steps=2)
+    return getattr(est, method)(X)
+
+
+@pytest.fixture
+def net_never_built(monkeypatch):
+    """Fail the test if the skorch net is built, i.e. if training gets under way."""
+    built = []
+
+    def forbidden(*args, **kwargs):
+        built.append(True)
+        raise AssertionError("the skorch net was built: training started before the error")
+
+    monkeypatch.setattr("gradient_ad._detector.GradConNet", forbidden)
+    yield
+    assert not built
+
+
+@pytest.fixture(scope="module")
+def table_model():
+    return GradientAnomalyDetector(**FAST).fit(_table())
+
+
+@pytest.fixture(scope="module")
+def image_model():
+    return GradientAnomalyDetector(**SMALL_CONV).fit(_images())
+
+
+@pytest.fixture(scope="module")
+def frame_model():
+    frame = pd.DataFrame(_table(), columns=["a", "b", "c", "d"])
+    return GradientAnomalyDetector(**FAST).fit(frame)
+
+
+def _assert_unfitted(est):
+    with pytest.raises(NotFittedError):
+        check_is_fitted(est)
+    fitted = [name for name in vars(est) if name.endswith("_") and not name.startswith("_")]
+    assert not fitted, f"a failed fit left fitted attributes {fitted}"
+
+
+# -- fit: bad data ----------------------------------------------------------------------
+
+BAD_TRAINING_DATA = {
+    "NaN": (_with(_table(), 3, 1, np.nan), ValueError, "NaN"),
+    "+inf": (_with(_table(), 3, 1, np.inf), ValueError, "infinity"),
+    "-inf": (_with(_table(), 3, 1, -np.inf), ValueError, "infinity"),
+    "empty": (np.empty((0, N_FEATURES)), ValueError, "0 sample"),
+    "no features": (np.empty((10, 0)), ValueError, "0 feature"),
+    "one sample": (_table(1), ValueError, "1 sample"),
+    "1-D": (_table()[:, 0], ValueError, "Expected 2D array"),
+    "scalar": (np.float64(0.5), ValueError, "Expected 2D array"),
+    "5-D": (_table(40, 16).reshape(40, 1, 2, 2, 4), ValueError, "2, 3 or 4 dimensions"),
+    "strings": (_table().astype(str), ValueError, "strings"),
+    "object with text": (np.array([["a", 1.0]] * 10, dtype=object), ValueError, "string"),
+    "object with None": (np.array([[None, 1.0]] * 10, dtype=object), ValueError, "NaN"),
+    "complex": (_table().astype(complex), ValueError, "Complex data"),
+    "sparse CSR": (sp.csr_matrix(_table()), TypeError, "Sparse data"),
+    "huge 1e30": (_table() * 1e30, ValueError, "magnitude 9.*e\\+29"),
+    "huge -1e30": (-_table() * 1e30, ValueError, "magnitude"),
+    "beyond float32 1e39": (_with(_table(), 0, 0, 1e39), ValueError, "magnitude 1e\\+39"),
+    "just above 1e9": (_with(_table(), 0, 0, 2e9), ValueError, "up to 1e\\+09"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_TRAINING_DATA)
+def test_bad_training_data_is_rejected_before_training(case, table_model, net_never_built):
+    X, error, match = BAD_TRAINING_DATA[case]
+    est = copy.deepcopy(table_model)  # fitted before: a failed refit must unfit it
+    with pytest.raises(error, match=match):
+        est.fit(X)
+    _assert_unfitted(est)
+
+
+def test_mismatched_input_shape_is_rejected_before_training(net_never_built):
+    est = GradientAnomalyDetector(input_shape=(7, 7), **FAST)
+    with pytest.raises(ValueError, match="holds 49 values, but X has 4 features"):
+        est.fit(_table())
+    _assert_unfitted(est)
+
+
+# -- fit: bad parameters ----------------------------------------------------------------
+
+BAD_PARAMETERS = [
+    (dict(alpha=-1.0), "'alpha' parameter"),
+    (dict(beta=-0.1), "'beta' parameter"),
+    (dict(batch_size=0), "'batch_size' parameter"),
+    (dict(batch_size=2.5), "'batch_size' parameter"),
+    (dict(score_batch_size=0), "'score_batch_size' parameter"),
+    (dict(max_epochs=0), "'max_epochs' parameter"),
+    (dict(lr=0.0), "'lr' parameter"),
+    (dict(lr=-1e-3), "'lr' parameter"),
+    (dict(weight_decay=-1.0), "'weight_decay' parameter"),
+    (dict(network="transformer"), "'network' parameter"),
+    (dict(network=3), "'network' parameter"),
+    (dict(network="conv"), "needs images"),
+    (dict(contamination=0.7), "'contamination' parameter"),
+    (dict(contamination=0.0), "'contamination' parameter"),
+    (dict(contamination="high"), "'contamination' parameter"),
+    (dict(device="cuda"), "CUDA is not available"),
+    (dict(device="cuda:1"), "CUDA is not available"),
+    (dict(device="gpu"), "'gpu' is not a torch device"),
+    (dict(hidden_sizes=(0,)), "hidden_sizes must be a non-empty tuple of positive integers"),
+    (dict(hidden_sizes=(-3, 4)), "hidden_sizes must be"),
+    (dict(hidden_sizes=()), "hidden_sizes must be"),
+    (dict(hidden_sizes=("8",)), "hidden_sizes must be"),
+    (dict(hidden_sizes=(2.5,)), "hidden_sizes must be"),
+    (dict(hidden_sizes="big"), "'hidden_sizes' parameter"),
+    (dict(conv_channels=(0, 4)), "conv_channels must be a non-empty tuple of positive integers"),
+    (dict(conv_channels=()), "conv_channels must be"),
+    (dict(input_shape=(2, -2)), "input_shape must be a tuple of positive integers"),
+    (dict(input_shape=(1, 1, 2, 2)), "input_shape must be \\(height, width\\)"),
+    (dict(input_shape=4), "'input_shape' parameter"),
+    (dict(validation_fraction=0.0), "'validation_fraction' parameter"),
+    (dict(validation_fraction=1.0), "'validation_fraction' parameter"),
+    (dict(validation_fraction=0.99), "validation_fraction=0.99 of 40 samples leaves no training"),
+    (dict(n_iter_no_change=0), "'n_iter_no_change' parameter"),
+    (dict(tol=-1.0), "'tol' parameter"),
+    (dict(early_stopping="yes"), "'early_stopping' parameter"),
+    (dict(constrained="encoder"), "'constrained' parameter"),
+    (dict(constrained=["encoder.9.weight"]), "are not parameters of MLPAutoencoder"),
+    (dict(constrained=[]), "no parameters to constrain"),
+    (dict(random_state="seed"), "'random_state' parameter"),
+    (dict(callbacks="progress"), "'callbacks' parameter"),
+    (dict(net_params=["lr"]), "'net_params' parameter"),
+]
+
+
+@pytest.mark.parametrize("params, match", BAD_PARAMETERS, ids=[str(p) for p, _ in BAD_PARAMETERS])
+def test_bad_parameters_are_named_before_training(params, match, net_never_built):
+    if str(params.get("device", "")).startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    est = GradientAnomalyDetector(**{**FAST, **params})
+    with pytest.raises(ValueError, match=match):
+        est.fit(_table())
+    _assert_unfitted(est)
+
+
+def test_network_factory_returning_no_module_is_a_type_error(net_never_built):
+    est = GradientAnomalyDetector(network=lambda shape: "not a module", **FAST)
+    with pytest.raises(TypeError, match="must return a torch.nn.Module, got str"):
+        est.fit(_table())
+    _assert_unfitted(est)
+
+
+# -- scoring: bad data ------------------------------------------------------------------
+
+BAD_TABLES_TO_SCORE = {
+    "NaN": (_with(_table(5), 0, 0, np.nan), ValueError, "NaN"),
+    "+inf": (_with(_table(5), 0, 0, np.inf), ValueError, "infinity"),
+    "-inf": (_with(_table(5), 0, 0, -np.inf), ValueError, "infinity"),
+    "empty": (np.empty((0, N_FEATURES)), ValueError, "0 sample"),
+    "1-D row": (_table(1)[0], ValueError, "Expected 2D array"),
+    "too few features": (_table(5, N_FEATURES - 1), ValueError, "has 3 features.*expecting 4"),
+    "too many features": (_table(5, N_FEATURES + 1), ValueError, "has 5 features.*expecting 4"),
+    "3-D": (_table(5, 8).reshape(5, 4, 2), ValueError, "samples of shape \\(4, 2\\)"),
+    "5-D": (_table(5, 16).reshape(5, 4, 1, 2, 2), ValueError, "2, 3 or 4 dimensions"),
+    "strings": (_table(5).astype(str), ValueError, "strings"),
+    "complex": (_table(5).astype(complex), ValueError, "Complex data"),
+    "sparse CSR": (sp.csr_matrix(_table(5)), TypeError, "Sparse data"),
+    "huge 1e30": (_table(5) * 1e30, ValueError, "magnitude"),
+}
+
+
+@pytest.mark.parametrize("method", SCORING_METHODS)
+@pytest.mark.parametrize("case", BAD_TABLES_TO_SCORE)
+def test_bad_tables_are_rejected_when_scoring(table_model, case, method):
+    X, error, match = BAD_TABLES_TO_SCORE[case]
+    with pytest.raises(error, match=match):
+        _call(table_model, method, X)
+    check_is_fitted(table_model)  # a failed call leaves the model as it was
+
+
+BAD_IMAGES_TO_SCORE = {
+    "other image size": (_images(5, (1, 6, 6)), "samples of shape \\(1, 6, 6\\)"),
+    "same pixel count, other shape": (_images(5, (1, 4, 16)), "images of shape \\(1, 4, 16\\)"),
+    "more channels": (_images(5, (3, 8, 8)), "has 3 features.*expecting 1"),
+    "flat rows": (_images(5).reshape(5, -1), "has 64 features.*expecting 1"),
+    "NaN pixel": (_with(_images(5).reshape(5, -1), 0, 0, np.nan).reshape(5, *IMAGE), "NaN"),
+}
+
+
+@pytest.mark.parametrize("method", SCORING_METHODS)
+@pytest.mark.parametrize("case", BAD_IMAGES_TO_SCORE)
+def test_bad_images_are_rejected_when_scoring(image_model, case, method):
+    X, match = BAD_IMAGES_TO_SCORE[case]
+    with pytest.raises(ValueError, match=match):
+        _call(image_model, method, X)
+
+
+@pytest.mark.parametrize("method", SCORING_METHODS)
+def test_unfitted_model_refuses_to_score(method):
+    with pytest.raises(NotFittedError):
+        _call(GradientAnomalyDetector(), method, _table(3))
+
+
+# -- DataFrames: feature names kept and checked -----------------------------------------
+
+
+def test_dataframe_keeps_feature_names_and_matches_array_fit(frame_model, table_model):
+    np.testing.assert_array_equal(frame_model.feature_names_in_, ["a", "b", "c", "d"])
+    frame = pd.DataFrame(_table(8, seed=1), columns=["a", "b", "c", "d"])
+    np.testing.assert_array_equal(
+        frame_model.score_samples(frame), table_model.score_samples(frame.to_numpy())
+    )
+
+
+@pytest.mark.parametrize("method", SCORING_METHODS)
+@pytest.mark.parametrize(
+    "columns, match",
+    [(["a", "b", "c", "e"], "Feature names unseen at fit time"), (["d", "c", "b", "a"], "order")],
+)
+def test_dataframe_with_other_columns_is_rejected(frame_model, method, columns, match):
+    with pytest.raises(ValueError, match=match):
+        _call(frame_model, method, pd.DataFrame(_table(3), columns=columns))
+
+
+def test_missing_or_unexpected_feature_names_warn(frame_model, table_model):
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        frame_model.score_samples(_table(3))
+    with pytest.warns(UserWarning, match="X has feature names"):
+        table_model.score_samples(pd.DataFrame(_table(3), columns=["a", "b", "c", "d"]))
+
+
+# -- inputs that legitimately work ------------------------------------------------------
+
+
+def test_one_feature_and_two_samples_work():
+    X = _table(n_features=1)
+    est = GradientAnomalyDetector(**FAST).fit(X)
+    assert est.n_features_in_ == 1 and np.isfinite(est.score_samples(X)).all()
+    est = GradientAnomalyDetector(**FAST).fit(_table(2))  # the smallest training set
+    assert est.predict(_table(3)).shape == (3,)
+
+
+def test_constant_features_work():
+    X = np.ones((40, N_FEATURES))
+    all_constant = GradientAnomalyDetector(**FAST).fit(X)
+    assert np.isfinite(all_constant.score_samples(X)).all()
+    mixed = np.c_[_table(), np.full(40, 3.0)]
+    est = GradientAnomalyDetector(**FAST).fit(mixed)
+    scores = est.score_samples(mixed)
+    assert np.isfinite(scores).all() and np.isfinite(est.offset_)
+
+
+def test_read_only_and_non_contiguous_arrays_work_and_are_not_modified(table_model):
+    X = _table(10, seed=2)
+    expected = table_model.score_samples(X)
+    read_only = X.copy()
+    read_only.flags.writeable = False
+    fortran = np.asfortranarray(X)
+    strided = np.repeat(X, 2, axis=0)[::2]
+    columns = np.c_[X, X][:, :N_FEATURES]  # every row a strided view
+    for variant in (read_only, fortran, strided, columns):
+        assert variant is read_only or not variant.flags.c_contiguous
+        np.testing.assert_array_equal(table_model.score_samples(variant), expected)
+    np.testing.assert_array_equal(read_only, X)
+    train = _table()
+    train.flags.writeable = False
+    est = GradientAnomalyDetector(**FAST).fit(train)
+    np.testing.assert_array_equal(
+        est.score_samples(X), GradientAnomalyDetector(**FAST).fit(_table()).score_samples(X)
+    )
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda X: X.astype(np.float32),
+        lambda X: X.astype(object),
+        lambda X: (X * 1000).astype(np.int64),
+        lambda X: X > 0.5,
+    ],
+    ids=["float32", "numeric object", "int64", "bool"],
+)
+def test_numeric_dtypes_are_scored_as_float(table_model, convert):
+    X = convert(_table(6, seed=3))
+    np.testing.assert_allclose(
+        table_model.score_samples(X),
+        table_model.score_samples(np.asarray(X, dtype=np.float64)),
+        rtol=1e-6,
+    )
+
+
+def test_values_up_to_the_limit_give_finite_scores():
+    X = _table() * 1e9  # the largest accepted magnitude
+    for data, params in ((X, FAST), (X.reshape(40, 1, 2, 2), SMALL_CONV)):
+        est = GradientAnomalyDetector(**params).fit(data)
+        assert np.isfinite(est.score_samples(data)).all() and np.isfinite(est.offset_)
+
+
+def test_one_row_scores_as_in_a_batch(table_model):
+    X = _table(5, seed=4)
+    batch = table_model.score_samples(X)
+    single = [table_model.score_samples(X[i : i + 1])[0] for i in range(5)]
+    np.testing.assert_array_equal(single, batch)
