@@ -499,7 +499,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         if digest is not None and model_digest(state["net_"], state["offset_"]) != digest:
             raise ValueError(
                 f"the model of this {type(self).__name__} does not match the checksum saved "
-                "with them: the file is damaged. Save the model again, or copy the file again."
+                "with it: the file is damaged. Save the model again, or copy the file again."
             )
         super().__setstate__(state)
 

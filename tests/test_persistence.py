@@ -1,15 +1,24 @@
+"""Saving and loading: round trips, other versions, CUDA-saved models, damaged files."""
+
 import pickle
 import subprocess
 import sys
 import textwrap
+import warnings
+from unittest import mock
 
 import joblib
 import numpy as np
 import pytest
+import torch
+import torch.serialization
 from sklearn.datasets import load_digits
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from skorch.exceptions import DeviceWarning
 
 import gradient_ad
-from gradient_ad import GradientAnomalyDetector, InconsistentVersionWarning
+from gradient_ad import GradientAnomalyDetector, InconsistentVersionWarning, load
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +41,20 @@ def test_joblib_round_trip_gives_identical_scores(fitted, tmp_path):
     )
 
 
-def test_joblib_round_trip_in_a_fresh_process(fitted, tmp_path):
+@pytest.mark.parametrize("dump", ["joblib", "pickle"])
+def test_round_trip_in_a_fresh_process(fitted, tmp_path, dump):
     est, X = fitted
-    path = tmp_path / "model.joblib"
+    path = tmp_path / "model.bin"
     np.save(tmp_path / "X.npy", X)
-    joblib.dump(est, path)
+    if dump == "joblib":
+        joblib.dump(est, path)
+    else:
+        path.write_bytes(pickle.dumps(est))
+    loader = "joblib.load(path)" if dump == "joblib" else "pickle.loads(open(path, 'rb').read())"
     code = textwrap.dedent(f"""
-        import joblib, numpy as np
-        est = joblib.load({str(path)!r})
+        import joblib, pickle, numpy as np
+        path = {str(path)!r}
+        est = {loader}
         X = np.load({str(tmp_path / "X.npy")!r})
         np.save({str(tmp_path / "scores.npy")!r}, est.decision_function(X))
     """)
@@ -55,3 +70,147 @@ def test_saved_model_records_version_and_warns_on_mismatch(fitted, monkeypatch):
     monkeypatch.setattr("gradient_ad._detector.__version__", "0.0.0-other")
     with pytest.warns(InconsistentVersionWarning, match="saved by gradient-ad"):
         pickle.loads(data)
+
+
+# -- a model saved on a CUDA device, loaded without CUDA ----------------------------------
+
+
+def _as_if_saved_on_cuda(est):
+    """Pickle ``est`` as a CUDA machine would: device 'cuda', tensors tagged 'cuda:0'.
+
+    torch records each tensor storage's device in the pickle (its location tag); the
+    tag is what makes loading fail without CUDA unless skorch maps it to the CPU. The
+    module's and the optimizer's tensors live on the GPU in a CUDA fit; the shuffling
+    generator stays on the CPU.
+    """
+    net = est.net_
+    tensors = list(net.module_.state_dict().values()) + [
+        t for state in net.optimizer_.state.values() for t in state.values() if torch.is_tensor(t)
+    ]
+    on_gpu = {t.untyped_storage().data_ptr() for t in tensors}
+    location_tag = torch.serialization.location_tag
+
+    def tag(storage):
+        return "cuda:0" if storage.data_ptr() in on_gpu else location_tag(storage)
+
+    device = net.device
+    try:
+        net.device = "cuda"
+        with mock.patch("torch.serialization.location_tag", tag):
+            return pickle.dumps(est)
+    finally:
+        net.device = device
+
+
+def test_model_saved_on_cuda_loads_on_a_cpu_only_machine(fitted):
+    est, X = fitted
+    with mock.patch("torch.cuda.is_available", lambda: False):
+        data = _as_if_saved_on_cuda(est)
+        assert b"cuda:0" in data
+        with pytest.warns(DeviceWarning) as caught:
+            loaded = pickle.loads(data)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "no CUDA devices are available" in messages and "Setting self.device = cpu" in messages
+    assert torch.device(loaded.net_.device).type == "cpu"
+    tensors = [*loaded.net_.module_.parameters(), *loaded.net_.module_.buffers()]
+    assert {t.device.type for t in tensors} == {"cpu"}
+    assert loaded.net_.module is loaded.net_.module_  # one module, not two copies
+    np.testing.assert_array_equal(loaded.decision_function(X), est.decision_function(X))
+
+
+def test_cuda_tagged_module_outside_skorchs_mapping_would_not_load(fitted):
+    # Why the detector adds `module` to the net's cuda_dependent_attributes_: without it,
+    # the module instance is pickled by plain pickle, which cannot map it to the CPU.
+    est, _ = fitted
+    net = est.net_
+    mapped = net.cuda_dependent_attributes_
+    assert "module" in mapped
+    with mock.patch("torch.cuda.is_available", lambda: False):
+        try:
+            net.cuda_dependent_attributes_ = [a for a in mapped if a != "module"]
+            data = _as_if_saved_on_cuda(est)
+        finally:
+            net.cuda_dependent_attributes_ = mapped
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeviceWarning)
+            with pytest.raises(RuntimeError, match="CUDA"):
+                pickle.loads(data)
+
+
+# -- damaged files ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saved(fitted, tmp_path_factory):
+    est, _ = fitted
+    path = tmp_path_factory.mktemp("saved") / "model.joblib"
+    joblib.dump(est, path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[: len(data) // 2],
+        lambda data: data[:100],
+        lambda data: data[:-10],
+        lambda data: b"",
+        lambda data: b"not a model" * 20,
+    ],
+    ids=["half", "first 100 bytes", "last 10 bytes missing", "empty", "text"],
+)
+def test_truncated_or_garbage_file_gives_a_clear_error(saved, tmp_path, damage):
+    path = tmp_path / "damaged.joblib"
+    path.write_bytes(damage(saved))
+    with pytest.raises(ValueError, match="could not load a model from .*truncated, damaged"):
+        load(path)
+
+
+def _flip_inside_weights(data, est):
+    """Flip one bit in the stored bytes of a weight tensor of the decoder."""
+    weight = est.net_.module_.constrained_parameters()[0].detach().numpy()
+    start = data.find(weight.tobytes())
+    assert start > 0, "the weights are stored as raw bytes in the file"
+    damaged = bytearray(data)
+    damaged[start + weight.nbytes // 2] ^= 0x10
+    return bytes(damaged)
+
+
+def test_damaged_weights_are_refused_by_any_loader(fitted, saved, tmp_path):
+    est, _ = fitted
+    path = tmp_path / "damaged.joblib"
+    path.write_bytes(_flip_inside_weights(saved, est))
+    with pytest.raises(ValueError, match="does not match the checksum saved with it"):
+        joblib.load(path)
+    with pytest.raises(ValueError, match="could not load.*does not match the checksum"):
+        load(path)
+    with pytest.raises(ValueError, match="checksum"):
+        pickle.loads(_flip_inside_weights(pickle.dumps(est), est))
+
+
+def test_missing_file_is_an_os_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "absent.joblib")
+
+
+def test_load_returns_pipelines_and_unfitted_detectors(fitted, tmp_path):
+    est, X = fitted
+    pipeline = make_pipeline(
+        StandardScaler(), GradientAnomalyDetector(max_epochs=2, random_state=0)
+    )
+    pipeline.fit(X[:100])
+    joblib.dump(pipeline, tmp_path / "pipeline.joblib")
+    np.testing.assert_array_equal(
+        load(tmp_path / "pipeline.joblib").decision_function(X), pipeline.decision_function(X)
+    )
+    joblib.dump(GradientAnomalyDetector(alpha=0.5), tmp_path / "unfitted.joblib")
+    assert load(tmp_path / "unfitted.joblib").alpha == 0.5
+
+
+def test_model_saved_without_checksum_still_loads(fitted):
+    est, X = fitted
+    state = est.__getstate__()
+    del state["_gradient_ad_sha256"]  # as saved by the first version of the package
+    loaded = GradientAnomalyDetector.__new__(GradientAnomalyDetector)
+    loaded.__setstate__(state)
+    np.testing.assert_array_equal(loaded.decision_function(X), est.decision_function(X))
