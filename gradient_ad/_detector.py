@@ -258,6 +258,14 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         -------
         self : GradientAnomalyDetector
             The fitted detector.
+
+        Notes
+        -----
+        Bad input raises before training, and a failed fit leaves the detector
+        unfitted. A KeyboardInterrupt (Ctrl-C) during training ends it as in skorch:
+        the detector is fitted on the weights reached (the best epoch's, with early
+        stopping) and a warning says so; before the first training step the interrupt
+        propagates. See :ref:`robustness`.
         """
         self._reset()
         try:

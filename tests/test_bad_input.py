@@ -63,6 +63,16 @@ def net_never_built(monkeypatch):
     assert not built
 
 
+@pytest.fixture
+def nothing_scored(monkeypatch):
+    """Fail the test if the network starts scoring before the error."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("scoring started before the error")
+
+    monkeypatch.setattr("gradient_ad._detector.score_terms", forbidden)
+
+
 @pytest.fixture(scope="module")
 def table_model():
     return GradientAnomalyDetector(**FAST).fit(_table())
@@ -211,7 +221,7 @@ BAD_TABLES_TO_SCORE = {
 
 @pytest.mark.parametrize("method", SCORING_METHODS)
 @pytest.mark.parametrize("case", BAD_TABLES_TO_SCORE)
-def test_bad_tables_are_rejected_when_scoring(table_model, case, method):
+def test_bad_tables_are_rejected_when_scoring(table_model, case, method, nothing_scored):
     X, error, match = BAD_TABLES_TO_SCORE[case]
     with pytest.raises(error, match=match):
         _call(table_model, method, X)
@@ -229,7 +239,7 @@ BAD_IMAGES_TO_SCORE = {
 
 @pytest.mark.parametrize("method", SCORING_METHODS)
 @pytest.mark.parametrize("case", BAD_IMAGES_TO_SCORE)
-def test_bad_images_are_rejected_when_scoring(image_model, case, method):
+def test_bad_images_are_rejected_when_scoring(image_model, case, method, nothing_scored):
     X, match = BAD_IMAGES_TO_SCORE[case]
     with pytest.raises(ValueError, match=match):
         _call(image_model, method, X)
@@ -257,7 +267,9 @@ def test_dataframe_keeps_feature_names_and_matches_array_fit(frame_model, table_
     "columns, match",
     [(["a", "b", "c", "e"], "Feature names unseen at fit time"), (["d", "c", "b", "a"], "order")],
 )
-def test_dataframe_with_other_columns_is_rejected(frame_model, method, columns, match):
+def test_dataframe_with_other_columns_is_rejected(
+    frame_model, method, columns, match, nothing_scored
+):
     with pytest.raises(ValueError, match=match):
         _call(frame_model, method, pd.DataFrame(_table(3), columns=columns))
 
