@@ -32,7 +32,14 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "pandas>=1.5", "ruff"],
-        "docs": ["sphinx>=7", "numpydoc>=1.6", "sphinx-gallery>=0.15", "matplotlib>=3.6"],
+        "docs": [
+            "sphinx>=7",
+            "numpydoc>=1.6",
+            "sphinx-gallery>=0.15",
+            "matplotlib>=3.6",
+            "pydata-sphinx-theme>=0.15",
+            "sphinx-mathjax-offline>=0.0.2",
+        ],
     },
     classifiers=[
         "Intended Audience :: Science/Research",

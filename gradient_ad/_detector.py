@@ -142,7 +142,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         Epochs run.
     n_features_in_ : int
         Number of features (for images: the size of the second axis) seen in fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names, when X is a DataFrame with string column names.
 
     See Also

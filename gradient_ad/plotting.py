@@ -99,8 +99,9 @@ def _plot_images(plt, samples, maps, figsize):
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.colorbar(errors, ax=axes[:, 2], shrink=0.8)
-    fig.colorbar(gradients, ax=axes[:, 3], shrink=0.8)
+    for image, column in [(errors, 2), (gradients, 3)]:
+        bar = fig.colorbar(image, ax=axes[:, column], location="bottom", shrink=0.9)
+        bar.ax.tick_params(labelsize="small", labelrotation=45)
     return fig
 
 

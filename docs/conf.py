@@ -1,0 +1,84 @@
+"""Sphinx configuration of the gradient-ad documentation.
+
+Build offline, with warnings as errors: ``sphinx-build -W -b html docs docs/_build/html``.
+Nothing here needs the network (no intersphinx); the gallery runs the scripts in
+``examples/`` on scikit-learn's bundled digits.
+"""
+
+import warnings
+
+import torch
+
+import gradient_ad
+
+project = "gradient-ad"
+author = "the gradient-ad developers"
+copyright = "2026, the gradient-ad developers"  # noqa: A001 - Sphinx's name
+release = gradient_ad.__version__
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # ships MathJax, so equations render without the network
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py"]
+default_role = "literal"
+
+# API reference: one page per public object, from the numpydoc docstrings.
+autosummary_generate = True
+autodoc_default_options = {"members": True}
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+
+# Gallery: every plot_*.py script in examples/ is run and its figures are kept.
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "within_subsection_order": "FileNameSortKey",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "matplotlib_animations": False,
+    "show_memory": False,
+    # "Examples using ..." lists on the API pages.
+    "doc_module": ("gradient_ad",),
+    "backreferences_dir": "generated/backreferences",
+}
+# Matplotlib warns when a script calls plt.show() under the Agg backend.
+warnings.filterwarnings("ignore", message="FigureCanvasAgg is non-interactive")
+
+# The gallery's networks are tiny: one torch thread fits them as fast as two, and many
+# times faster when other processes share the cores (threads then wait on each other).
+torch.set_num_threads(1)
+
+html_theme = "pydata_sphinx_theme"
+html_title = f"gradient-ad {release}"
+html_static_path = ["_static"]
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_prev_next": False,
+    "secondary_sidebar_items": ["page-toc"],
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version"],
+}
+# Single pages need no section navigation on the left.
+html_sidebars = {
+    page: []
+    for page in (
+        "index",
+        "getting_started",
+        "user_guide",
+        "benchmarks",
+        "performance",
+        "robustness",
+        "scaling",
+        "changelog",
+    )
+}
