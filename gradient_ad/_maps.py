@@ -17,9 +17,12 @@ from torch.func import functional_call, grad, vmap
 
 from ._inputs import to_samples
 from ._progress import progress_chunks
-from ._scoring import _cosine
 
 __all__ = ["anomaly_maps"]
+
+# The cosine's guard against zero norms, as in the scores (and in
+# torch.nn.functional.cosine_similarity).
+_EPS = 1e-8
 
 
 def anomaly_maps(detector, X, *, n_steps=32):
@@ -158,10 +161,7 @@ def _gradient_term_input_gradient(module, beta):
     def gradient_term(sample):
         gradients = grad(reconstruction_error)(constrained, sample)
         cosines = [
-            _cosine(
-                gradients[name].flatten() @ reference.flatten(), gradients[name].norm(), reference
-            )
-            for name, reference in zip(names, references)
+            _cosine(gradients[name], reference) for name, reference in zip(names, references)
         ]
         return -beta * torch.stack(cosines).mean()
 
@@ -172,6 +172,11 @@ def _gradient_term_input_gradient(module, beta):
             return per_sample(x).detach()
 
     return input_gradient
+
+
+def _cosine(gradient, reference):
+    dot = (gradient * reference).sum()
+    return dot / (gradient.norm() * reference.norm()).clamp_min(_EPS)
 
 
 def _numpy(tensor):
