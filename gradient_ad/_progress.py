@@ -5,6 +5,8 @@ the running loss); scoring walks its chunks through :func:`tqdm.auto.tqdm`, whic
 draws a text bar in a terminal and a widget in a notebook.
 """
 
+import importlib.util
+
 from skorch.callbacks import ProgressBar
 from tqdm.auto import tqdm
 
@@ -15,7 +17,11 @@ def fit_progress_callbacks(verbose):
     """skorch callbacks drawing a bar per epoch with the loss, when ``verbose``."""
     if not verbose:
         return []
-    return [("progress_bar", ProgressBar(postfix_keys=["train_loss", "valid_loss"]))]
+    # skorch's notebook bar needs ipywidgets and fails without it; the text bar works
+    # everywhere (tqdm.auto makes the same choice for the scoring bar).
+    widgets = importlib.util.find_spec("ipywidgets") is not None
+    bar = ProgressBar(detect_notebook=widgets, postfix_keys=["train_loss", "valid_loss"])
+    return [("progress_bar", bar)]
 
 
 def progress_chunks(n_samples, chunk_size, *, verbose, desc):

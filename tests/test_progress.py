@@ -59,3 +59,25 @@ def test_progress_chunks_cover_every_row_once(n_samples, chunk_size):
         chunks = list(progress_chunks(n_samples, chunk_size, verbose=verbose, desc="x"))
         np.testing.assert_array_equal(np.concatenate([rows[c] for c in chunks]), rows)
         assert all(len(rows[c]) <= chunk_size for c in chunks)
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_fit_bar_uses_notebook_widgets_only_when_installed(monkeypatch, installed):
+    # skorch's notebook bar raises without ipywidgets; the text bar works in notebooks.
+    import importlib.util
+
+    from gradient_ad import _progress
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: (
+            (object() if installed else None)
+            if name == "ipywidgets"
+            else real_find_spec(name, *args)
+        ),
+    )
+    [(name, bar)] = _progress.fit_progress_callbacks(verbose=1)
+    assert bar.detect_notebook is installed
+    assert _progress.fit_progress_callbacks(verbose=0) == []
