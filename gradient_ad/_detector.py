@@ -418,7 +418,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             in [-1, 1], higher = more familiar.
         """
         check_is_fitted(self)
-        X = to_samples(self, X, reset=False)
+        X = to_samples(self, X, reset=False, stream=True)
         self.net_.module_.eval()
         terms = self._score_terms(self.net_, X)
         _check_finite(terms[0] - terms[1], "X")

@@ -72,13 +72,15 @@ def _check_magnitude(X):
         )
 
 
-def to_samples(estimator, X, *, reset):
+def to_samples(estimator, X, *, reset, stream=False):
     """Validate ``X`` and return float32 samples of shape ``(n, *input_shape_)``.
 
     ``uint8`` input (8-bit images) is divided by 255; every other numeric type is
     cast to float32 unchanged. Values of magnitude above ``MAX_ABS_VALUE`` are
     rejected. With ``reset=True`` (in ``fit``) this sets
     ``n_features_in_`` (and ``feature_names_in_``) and returns the sample shape too.
+    With ``stream=True`` (scoring) no converted copy of X is made: the result is a
+    :class:`SampleChunks`, which converts rows when a slice of them is taken.
     """
     X = validate_data(
         estimator,
@@ -92,9 +94,8 @@ def to_samples(estimator, X, *, reset):
         raise ValueError(f"X must have 2, 3 or 4 dimensions, got an array of shape {X.shape}")
     _check_magnitude(X)
     scale = 255.0 if X.dtype == np.uint8 else None
-    X = np.array(X, dtype=np.float32, order="C")  # a writable copy torch can share
-    if scale is not None:
-        X /= scale
+    if not stream:
+        X = _as_float32(X, scale)
     shape = sample_shape(X.shape, estimator.input_shape) if reset else estimator.input_shape_
     if not reset and X.shape[1:] != shape:
         if math.prod(X.shape[1:]) != math.prod(shape) or X.ndim == 2 and len(shape) == 1:
@@ -107,5 +108,44 @@ def to_samples(estimator, X, *, reset):
                 f"X has images of shape {X.shape[1:]}, but {type(estimator).__name__} was "
                 f"fitted on images of shape {shape}"
             )
+    if stream:
+        return SampleChunks(X, shape, scale)
     X = X.reshape(len(X), *shape)
     return (X, shape) if reset else X
+
+
+def _as_float32(X, scale):
+    X = np.array(X, dtype=np.float32, order="C")  # a writable copy torch can share
+    if scale is not None:
+        X /= scale
+    return X
+
+
+class SampleChunks:
+    """Validated rows, converted to float32 samples one slice at a time.
+
+    Scoring walks its input in chunks; converting each chunk when it is taken keeps
+    memory at the input plus one chunk instead of a full float32 copy.
+    """
+
+    def __init__(self, X, shape, scale):
+        self._X = X
+        self._shape = tuple(shape)
+        self._scale = scale
+
+    def __len__(self):
+        return len(self._X)
+
+    @property
+    def shape(self):
+        return (len(self._X), *self._shape)
+
+    def __getitem__(self, rows):
+        if not isinstance(rows, slice):
+            raise TypeError("SampleChunks are taken by slices of rows")
+        chunk = self._X[rows]
+        if self._scale is None:  # a view when X is float32 already: nothing to convert
+            chunk = np.require(chunk, np.float32, ["C_CONTIGUOUS", "WRITEABLE"])
+        else:
+            chunk = _as_float32(chunk, self._scale)
+        return chunk.reshape(len(chunk), *self._shape)

@@ -4,14 +4,26 @@ For each sample ``x_i`` GradCon needs its reconstruction error
 ``e_i = mean((AE(x_i) - x_i) ** 2)`` and the mean, over the constrained tensors, of the
 cosine between ``de_i/dW_l`` and the reference gradient ``gbar_l``.
 
-Fast path: one forward pass records each constrained layer's input ``a_i`` and output
-``y_i``; one backward pass of ``sum_i e_i`` to those outputs gives every ``de_i/dy_i`` at
-once (samples do not interact in eval mode). A layer's per-sample weight gradient is then
-a product of the two: an outer product for a linear layer (whose cosine needs no
-materialised gradient) and a batched matrix product with unfolded tensors for
-convolutions. Only the part of the network after the first constrained layer is
-differentiated. Any other constrained tensor falls back to ``torch.func.vmap`` over
-``torch.func.grad``, which gives the same numbers more slowly.
+Three routes give the same numbers (to rounding), fastest first:
+
+- Chain route, for the package's own networks (a chain of linear, convolution and
+  activation layers): one forward pass without autograd keeps each layer's input; a
+  hand-written backward pass from the output to the first constrained layer gives each
+  constrained layer's output gradient ``delta_i``. The reference gradient rides along
+  as extra output channels of the backward matrix product or convolution, which gives
+  the cosine's numerator ``<de_i/dW_l, gbar_l>`` in the same call.
+- Layer route, for other networks whose constrained tensors are weights of linear or
+  convolution layers: forward hooks record each constrained layer's input and output,
+  and one autograd backward pass of ``sum_i e_i`` (samples do not interact in eval mode)
+  gives every ``delta_i``; only the part after the first constrained layer is
+  differentiated.
+- ``torch.func.vmap`` over ``torch.func.grad`` for anything else.
+
+In the first two a layer's per-sample weight gradient is a product of the layer's
+input and ``delta_i``: an outer product for a linear layer (its cosine needs no
+materialised gradient), a batched matrix product with unfolded patches for a
+convolution. Its norm comes from the gradient itself or, when cheaper, from two small
+Gram matrices (see :func:`_factored_terms`).
 """
 
 import numpy as np
@@ -19,6 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
+from torch.nn.grad import conv2d_input
+
+from ._modules import ConvAutoencoder, MLPAutoencoder
 
 __all__ = ["score_terms", "per_sample_terms"]
 
@@ -51,7 +66,7 @@ def score_terms(module, X, batch_size, device="cpu"):
     n_samples = len(X)
     errors = np.empty(n_samples)
     alignments = np.empty(n_samples)
-    dtype = next(iter(module.parameters())).dtype
+    dtype = module.reference_gradients()[0].dtype  # buffers follow the parameters' dtype
     for start in range(0, n_samples, batch_size):
         chunk = torch.as_tensor(X[start : start + batch_size], dtype=dtype)
         n_rows = len(chunk)
@@ -65,6 +80,10 @@ def score_terms(module, X, batch_size, device="cpu"):
 
 def per_sample_terms(module, x):
     """``(e_i, mean_l cos_il)`` for one batch tensor, by the fastest applicable route."""
+    owners = _owner_layers(module)
+    chain = _chain(module, owners)
+    if chain is not None:
+        return _chain_route(module, chain, owners, x)
     if _supports_layer_route(module):
         return _layer_route(module, x)
     return _vmap_route(module, x)
@@ -78,15 +97,116 @@ def _cosine(dot, norm, reference):
     return dot / (norm * reference.norm()).clamp_min(_EPS)
 
 
+def _mean_cosine(terms, references):
+    """Mean over layers of ``dot / (norm * ||reference||)``, from ``(dot, norm)`` pairs
+    of per-sample numerators and gradient norms."""
+    dots = torch.stack([dot for dot, _ in terms])
+    norms = torch.stack([norm for _, norm in terms])
+    reference_norms = torch.stack([reference.norm() for reference in references])
+    return (dots / (norms * reference_norms[:, None]).clamp_min(_EPS)).mean(0)
+
+
+# -- chain route: the package's networks, differentiated by hand ----------------------
+
+_ACTIVATIONS = (nn.ReLU, nn.Sigmoid, nn.Identity)
+
+
+def _chain(module, owners):
+    """The package network's layers in order, when the chain route can score it."""
+    autoencoder = module.autoencoder
+    # Exact types: a subclass may override forward.
+    if type(autoencoder) not in (ConvAutoencoder, MLPAutoencoder):
+        return None
+    layers = [*autoencoder.encoder, *autoencoder.decoder]
+    supported = all(
+        isinstance(layer, (nn.Linear, *_ACTIVATIONS)) or _plain_conv(layer) for layer in layers
+    )
+    in_chain = all(any(owner is layer for layer in layers) for owner in owners)
+    if not (supported and in_chain and len({id(m) for m in owners}) == len(owners)):
+        return None
+    return layers
+
+
+def _chain_route(module, layers, owners, x):
+    references = {id(owner): r for owner, r in zip(owners, module.reference_gradients())}
+    first = min(i for i, layer in enumerate(layers) if id(layer) in references)
+    with torch.no_grad():
+        h = x.flatten(1) if isinstance(module.autoencoder, MLPAutoencoder) else x
+        target = h
+        for layer in layers[:first]:
+            h = layer(h)
+        inputs = []
+        for layer in layers[first:]:
+            inputs.append(h)
+            h = layer(h)
+        difference = h - target
+        error = difference.flatten(1).pow(2).mean(1)
+        delta = difference * (2.0 / difference[0].numel())  # d e_i / d recon_i
+        outputs = [*inputs[1:], h]
+        terms = {}
+        for i in range(len(inputs) - 1, -1, -1):
+            layer, a = layers[first + i], inputs[i]
+            reference = references.get(id(layer))
+            if reference is None:
+                delta = _backward(layer, a, outputs[i], delta)
+            else:
+                terms[id(layer)], delta = _constrained_step(layer, a, delta, reference, i > 0)
+    alignment = _mean_cosine([terms[id(owner)] for owner in owners], module.reference_gradients())
+    return error, alignment
+
+
+def _backward(layer, a, y, delta):
+    """Gradient with respect to ``layer``'s input ``a``, given its output ``y``."""
+    if isinstance(layer, nn.ReLU):
+        return torch.ops.aten.threshold_backward(delta, y, 0)
+    if isinstance(layer, nn.Sigmoid):
+        return torch.ops.aten.sigmoid_backward(delta, y)
+    if isinstance(layer, nn.Identity):
+        return delta
+    if isinstance(layer, nn.Linear):
+        return delta @ layer.weight
+    if isinstance(layer, nn.ConvTranspose2d):
+        return _transposed_conv_backward(layer, delta, layer.weight)
+    return conv2d_input(a.shape, layer.weight, delta, layer.stride, layer.padding, layer.dilation)
+
+
+def _constrained_step(layer, a, delta, reference, need_input_gradient):
+    """Cosine terms of a constrained layer and, if needed, its input gradient, sharing work
+    between the two: the reference rides along the input gradient's matrix product or
+    convolution as extra output channels, giving the cosine's numerator; or, where the
+    weight gradient is materialised anyway, the unfolded ``delta`` it needs also gives
+    a transposed convolution's input gradient (a convolution of ``delta``)."""
+    if not need_input_gradient:
+        return _layer_terms(layer, a, delta, reference), None
+    if isinstance(layer, nn.Linear):
+        both = delta @ torch.cat([layer.weight, reference], 1)
+        back, along_reference = both.split(layer.in_features, 1)
+        return _layer_terms(layer, a, delta, reference, (along_reference * a).sum(1)), back
+    if not isinstance(layer, nn.ConvTranspose2d):
+        return _layer_terms(layer, a, delta, reference), _backward(layer, a, None, delta)
+    left, patches_of, dot_of = _gradient_factors(layer, a, delta)
+    if _gram_is_cheaper(left.shape[1:], reference):
+        both = _transposed_conv_backward(layer, delta, torch.cat([layer.weight, reference]))
+        back, along_reference = both.split(len(reference), 1)
+        dot = (along_reference * a).flatten(1).sum(1)
+        return _factored_terms(left, patches_of, lambda r: dot, reference)[:2], back
+    weight = layer.weight.reshape(len(reference), -1)
+    dot, norm, back = _factored_terms(left, patches_of, dot_of, reference, weight)
+    return (dot, norm), back.reshape(a.shape)
+
+
+def _transposed_conv_backward(layer, delta, weight):
+    return F.conv2d(delta, weight, None, layer.stride, layer.padding, layer.dilation)
+
+
 # -- fast route: layer inputs and output gradients ------------------------------------
 
 
 def _owner_layers(module):
-    layers = dict(module.autoencoder.named_modules())
     owners = []
     for name in module.constrained_names:
         owner, _, leaf = name.rpartition(".")
-        owners.append(layers.get(owner) if leaf == "weight" else None)
+        owners.append(module.autoencoder.get_submodule(owner) if leaf == "weight" else None)
     return owners
 
 
@@ -94,18 +214,16 @@ def _supports_layer_route(module):
     owners = _owner_layers(module)
     if len({id(m) for m in owners}) != len(owners):
         return False
-    for layer in owners:
-        if isinstance(layer, nn.Linear):
-            continue
-        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
-            if (
-                layer.groups == 1
-                and layer.padding_mode == "zeros"
-                and not isinstance(layer.padding, str)
-            ):
-                continue
-        return False
-    return True
+    return all(isinstance(layer, nn.Linear) or _plain_conv(layer) for layer in owners)
+
+
+def _plain_conv(layer):
+    return (
+        isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d))
+        and layer.groups == 1
+        and layer.padding_mode == "zeros"
+        and not isinstance(layer.padding, str)
+    )
 
 
 class _Recorder:
@@ -159,34 +277,112 @@ def _layer_route(module, x):
         deltas = torch.autograd.grad(
             error.sum(), recorder.outputs, allow_unused=True, materialize_grads=True
         )
-    cosines = [
-        _layer_cosine(layer, a, delta, reference)
-        for layer, a, delta, reference in zip(
-            layers, recorder.inputs, deltas, module.reference_gradients()
-        )
+    references = module.reference_gradients()
+    terms = [
+        _layer_terms(layer, a, delta, reference)
+        for layer, a, delta, reference in zip(layers, recorder.inputs, deltas, references)
     ]
-    return error.detach(), torch.stack(cosines).mean(0)
+    return error.detach(), _mean_cosine(terms, references)
 
 
-def _layer_cosine(layer, a, delta, reference):
+# Per-sample temporaries (unfolded patches, gradients) are built a few rows at a time:
+# kept small they stay in cache and are not page-faulted in afresh for every chunk.
+_WORKSPACE_ELEMENTS = 2**20
+
+
+def _layer_terms(layer, a, delta, reference, dot=None):
+    """``<g_i, reference>`` and ``||g_i||`` for each sample's weight gradient ``g_i``.
+
+    ``a`` is the layer's input and ``delta`` the gradient of ``e_i`` with respect to
+    its output. For a linear layer applied once per sample, ``dot`` may give the
+    numerator, computed along the way by the caller.
+    """
     n = len(a)
-    if isinstance(layer, nn.Linear):
+    if isinstance(layer, nn.Linear) and a[0].numel() == layer.in_features:
+        # One position: the gradient is an outer product and needs no materialising.
+        a, delta = a.reshape(n, -1), delta.reshape(n, -1)
+        if dot is None:
+            dot = ((delta @ reference) * a).sum(1)
+        return dot, delta.norm(dim=1) * a.norm(dim=1)
+    return _factored_terms(*_gradient_factors(layer, a, delta), reference)[:2]
+
+
+def _gram_is_cheaper(left_shape, reference):
+    """Whether Gram matrices give the gradient's norm in fewer multiply-adds than the
+    gradient itself: ``L^2 (m + k)`` against ``m k L`` for ``m x k`` weights applied at
+    ``L`` positions (few positions, many weights)."""
+    m, n_positions = left_shape
+    k = reference.numel() // m
+    return n_positions * (m + k) < m * k
+
+
+def _factored_terms(left, patches_of, dot_of, reference, input_weight=None):
+    """``<g_i, reference>`` and ``||g_i||`` for the gradients ``g_i = left_i @ patches_i.T``.
+
+    ``left`` is ``(n, m, L)``, ``patches_of(rows)`` gives ``(rows, k, L)`` and
+    ``dot_of(r)`` each ``<g_i, r>`` (see :func:`_gradient_factors`). The squared norm
+    of ``g_i`` comes from ``g_i`` itself, which also gives the numerator, or, when
+    cheaper, from two ``L x L`` Gram matrices: ``||A B^T||^2 = sum((A^T A) * (B^T B))``,
+    the numerator then coming from ``dot_of``. Per-sample temporaries are built a few
+    rows at a time. With ``input_weight`` (an ``(m', k)`` matrix), ``input_weight @
+    patches_i`` is returned too: a transposed convolution's input gradient.
+    """
+    n, m, n_positions = left.shape
+    flat_reference = reference.reshape(m, -1)
+    k = flat_reference.shape[1]
+    use_gram = _gram_is_cheaper((m, n_positions), reference)
+    extra = 0 if input_weight is None else len(input_weight)
+    per_row = n_positions * (max(k, n_positions if use_gram else m) + extra)
+    rows = max(1, _WORKSPACE_ELEMENTS // per_row)
+    dots, squared_norms, products = [], [], []
+    for start in range(0, n, rows):
+        part = slice(start, start + rows)
+        patches = patches_of(part)
+        if input_weight is not None:
+            products.append(input_weight @ patches)
+        if use_gram:
+            gram = left[part].transpose(1, 2) @ left[part]
+            squared_norms.append((gram * (patches.transpose(1, 2) @ patches)).sum((1, 2)))
+        else:
+            gradient = left[part] @ patches.transpose(1, 2)  # (rows, m, k)
+            dots.append((gradient * flat_reference).sum((1, 2)))
+            squared_norms.append(gradient.pow(2).sum((1, 2)))
+    dot = dot_of(reference) if use_gram else torch.cat(dots)
+    products = torch.cat(products) if input_weight is not None else None
+    return dot, torch.cat(squared_norms).sqrt(), products
+
+
+def _gradient_factors(layer, a, delta):
+    """``left`` ``(n, m, L)``, a function giving ``patches`` ``(rows, k, L)`` for a
+    slice of rows, and one giving ``<g_i, r>`` for a tensor ``r`` shaped like the
+    weight, where ``g_i = left_i @ patches_i.T``, reshaped as the weight, is sample
+    ``i``'s weight gradient and ``L`` counts the positions the weight is applied at.
+    ``<g_i, r>`` is the layer applied once more with ``r`` as its weight, paired with
+    the sample's other factor."""
+    if isinstance(layer, nn.Linear):  # applied along extra (sequence) dimensions
+        n = len(a)
         a = a.reshape(n, -1, layer.in_features)
         delta = delta.reshape(n, -1, layer.out_features)
-        if a.shape[1] == 1:  # outer product: cosine without the gradient itself
-            a, delta = a[:, 0], delta[:, 0]
-            dot = ((delta @ reference) * a).sum(1)
-            norm = delta.norm(dim=1) * a.norm(dim=1)
-            return _cosine(dot, norm, reference)
-        gradient = delta.transpose(1, 2) @ a
-    elif isinstance(layer, nn.Conv2d):
-        unfolded = F.unfold(a, layer.kernel_size, layer.dilation, layer.padding, layer.stride)
-        gradient = delta.flatten(2) @ unfolded.transpose(1, 2)
-    else:  # ConvTranspose2d: the adjoint of a convolution over the output
-        unfolded = F.unfold(delta, layer.kernel_size, layer.dilation, layer.padding, layer.stride)
-        gradient = a.flatten(2) @ unfolded.transpose(1, 2)
-    gradient = gradient.reshape(n, -1)
-    return _cosine(gradient @ reference.flatten(), gradient.norm(dim=1), reference)
+        return (
+            delta.transpose(1, 2),
+            lambda rows: a[rows].transpose(1, 2),
+            lambda r: ((delta @ r) * a).sum((1, 2)),
+        )
+    unfold = (layer.kernel_size, layer.dilation, layer.padding, layer.stride)
+    if isinstance(layer, nn.Conv2d):
+        geometry = (layer.stride, layer.padding, layer.dilation)
+        return (
+            delta.flatten(2),
+            lambda rows: F.unfold(a[rows], *unfold),
+            lambda r: (F.conv2d(a, r, None, *geometry) * delta).flatten(1).sum(1),
+        )
+    # ConvTranspose2d is the adjoint of a convolution over its output: the roles of
+    # input and output gradient swap.
+    return (
+        a.flatten(2),
+        lambda rows: F.unfold(delta[rows], *unfold),
+        lambda r: (_transposed_conv_backward(layer, delta, r) * a).flatten(1).sum(1),
+    )
 
 
 # -- general route: vmap over grad -----------------------------------------------------
@@ -207,12 +403,9 @@ def _vmap_route(module, x):
     per_sample = vmap(grad(error_of_one, has_aux=True), in_dims=(None, 0))
     with torch.enable_grad():
         gradients, error = per_sample(constrained, x)
-    cosines = [
-        _cosine(
-            gradients[name].flatten(1) @ reference.flatten(),
-            gradients[name].flatten(1).norm(dim=1),
-            reference,
-        )
-        for name, reference in zip(names, module.reference_gradients())
+    references = module.reference_gradients()
+    terms = [
+        (gradients[name].flatten(1) @ r.flatten(), gradients[name].flatten(1).norm(dim=1))
+        for name, r in zip(names, references)
     ]
-    return error.detach(), torch.stack(cosines).mean(0)
+    return error.detach(), _mean_cosine(terms, references)

@@ -4,11 +4,21 @@ import numpy as np
 import pytest
 import torch
 from _reference import randomise_reference, reference_terms
+from sklearn.base import BaseEstimator
 from torch import nn
 
-from gradient_ad import ConvAutoencoder, MLPAutoencoder
+from gradient_ad import ConvAutoencoder, MLPAutoencoder, _scoring
+from gradient_ad._inputs import to_samples
 from gradient_ad._modules import GradConModule
-from gradient_ad._scoring import _layer_route, _supports_layer_route, _vmap_route, score_terms
+from gradient_ad._scoring import (
+    _chain,
+    _chain_route,
+    _layer_route,
+    _owner_layers,
+    _supports_layer_route,
+    _vmap_route,
+    score_terms,
+)
 
 # In float64 the batched routes and the loop differ by rounding only.
 RTOL_FLOAT64 = 1e-9
@@ -44,6 +54,19 @@ class ConvInDecoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
+class SequenceDecoder(nn.Module):
+    """Linear layers applied at every position of a sequence: per-sample gradients
+    are sums of outer products, off the one-position shortcut."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(4, 3), nn.Tanh())
+        self.decoder = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 4))
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
 CASES = {
     "mlp": (lambda: MLPAutoencoder((7,), (5, 3)), (7,), "decoder"),
     "mlp-all": (lambda: MLPAutoencoder((7,), (5, 3)), (7,), "all"),
@@ -51,6 +74,7 @@ CASES = {
     "conv32-rgb": (lambda: ConvAutoencoder((3, 32, 32), (4, 4, 6, 6)), (3, 32, 32), "all"),
     "conv-odd": (lambda: ConvInDecoder(), (2, 9, 9), "decoder"),
     "fallback": (lambda: SkipDecoder(), (6,), ["shared.weight", "decoder.bias"]),
+    "sequence": (lambda: SequenceDecoder(), (6, 4), "decoder"),
 }
 
 
@@ -72,6 +96,47 @@ def test_batched_terms_match_loop_in_float64(case):
     np.testing.assert_allclose(error, expected_error, rtol=RTOL_FLOAT64)
     np.testing.assert_allclose(alignment, expected_alignment, rtol=RTOL_FLOAT64, atol=1e-12)
     assert np.ptp(alignment) > 0.01  # the cosines differ between samples
+
+
+@pytest.mark.parametrize("gram", [True, False])
+@pytest.mark.parametrize("case", ["conv28", "conv32-rgb", "conv-odd", "sequence"])
+def test_gram_and_materialised_norms_match_loop(case, gram, monkeypatch):
+    # Which of the two a layer takes depends on its shape; force each in turn.
+    monkeypatch.setattr(_scoring, "_gram_is_cheaper", lambda *args: gram)
+    module, shape = _module(case, torch.float64)
+    X = torch.rand(7, *shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    expected = reference_terms(module, X)
+
+    got = score_terms(module, X.numpy(), batch_size=4)
+
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=RTOL_FLOAT64, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", ["mlp", "mlp-all", "conv28", "conv32-rgb"])
+def test_chain_route_matches_layer_and_vmap_routes(case):
+    module, shape = _module(case, torch.float64)
+    owners = _owner_layers(module)
+    layers = _chain(module, owners)
+    assert layers is not None  # the package's networks take the hand-written backward
+    x = torch.rand(6, *shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    chain = _chain_route(module, layers, owners, x)
+    for other in (_layer_route(module, x), _vmap_route(module, x)):
+        for a, b in zip(chain, other):
+            torch.testing.assert_close(a, b, rtol=RTOL_FLOAT64, atol=1e-12)
+
+
+def test_subclassed_network_leaves_the_chain_route():
+    class Shifted(MLPAutoencoder):
+        def forward(self, x):
+            return super().forward(x) + 1.0
+
+    module = GradConModule(Shifted((7,), (5, 3))).double()
+    assert _chain(module, _owner_layers(module)) is None
+    randomise_reference(module)
+    X = torch.rand(5, 7, dtype=torch.float64)
+    for a, b in zip(score_terms(module, X.numpy(), batch_size=5), reference_terms(module, X)):
+        np.testing.assert_allclose(a, b, rtol=RTOL_FLOAT64)
 
 
 @pytest.mark.parametrize("case", ["mlp", "conv28", "conv-odd"])
@@ -112,3 +177,30 @@ def test_scoring_leaves_parameter_gradients_untouched():
         module, np.random.default_rng(0).random((4, *shape), dtype=np.float32), batch_size=4
     )
     assert all(p.grad is None for p in module.parameters())
+
+
+class _Fitted(BaseEstimator):
+    """Just what ``to_samples`` reads from a fitted estimator."""
+
+    n_features_in_ = 12
+    input_shape = (3, 4)
+    input_shape_ = (1, 3, 4)
+
+
+@pytest.mark.parametrize(
+    "X",
+    [
+        np.random.default_rng(0).random((9, 12)),  # float64
+        np.asfortranarray(np.random.default_rng(1).random((9, 12))),
+        np.random.default_rng(2).integers(0, 256, (9, 12), dtype=np.uint8),
+        np.random.default_rng(3).random((9, 12), dtype=np.float32),
+    ],
+    ids=["float64", "fortran", "uint8", "float32"],
+)
+def test_streamed_chunks_equal_the_full_conversion(X):
+    full = to_samples(_Fitted(), X, reset=False)
+    chunks = to_samples(_Fitted(), X, reset=False, stream=True)
+    assert len(chunks) == len(full) and chunks.shape == full.shape
+    streamed = np.concatenate([chunks[i : i + 4] for i in range(0, len(X), 4)])
+    assert streamed.dtype == np.float32 and streamed.flags.c_contiguous
+    np.testing.assert_array_equal(streamed, full)
