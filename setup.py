@@ -32,6 +32,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "pandas>=1.5", "ruff"],
+        # Scaling out: gradient_ad.dask, and joblib's "dask" backend for searches.
+        "dask": ["dask[array,distributed]>=2024.1"],
         "docs": [
             "sphinx>=7",
             "numpydoc>=1.6",
