@@ -1,9 +1,9 @@
 """Large inputs (slow): scoring a million rows in flat memory, fitting 100,000 rows.
 
 Run with ``python -m pytest -m slow tests/test_load.py``. On the 2-core CPU test
-machine, one thread: scoring 10^6 rows of 8 features takes about 10 s and its peak
-memory grows by about 50 MiB (the float64 results); fitting 100,000 rows of 50
-features for 2 epochs takes about 20 s.
+machine, one thread: scoring 10^6 rows of 8 features takes 6 to 9 s and its peak
+memory grows by 42 to 49 MiB (the float64 results); fitting 100,000 rows of 50
+features for 2 epochs takes 16 to 20 s.
 """
 
 import subprocess
