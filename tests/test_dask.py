@@ -2,6 +2,8 @@
 
 import contextlib
 import os
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,3 +202,23 @@ def test_torch_threads_config_sets_every_thread_variable():
     for bad, error in [(0, ValueError), (2.0, TypeError), (True, TypeError)]:
         with pytest.raises(error):
             torch_threads_config(bad)
+
+
+def _docs_example():
+    page = Path(__file__).parents[1] / "docs" / "scaling.rst"
+    after_marker = page.read_text().split(".. The test suite runs this block", 1)[1]
+    block = re.search(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", after_marker)[1]
+    return "\n".join(line[4:] for line in block.splitlines())
+
+
+def test_docs_example_runs_on_cluster(client, capsys):
+    # The page's script, with this module's cluster in place of the one it starts.
+    namespace = {"__name__": "scaling_example"}
+    exec(compile(_docs_example(), "docs/scaling.rst", "exec"), namespace)
+    search, decision = namespace["main"](client)
+    assert "best parameters" in capsys.readouterr().out
+    assert search.best_score_ > 0.8  # eights against other digits, cross-validated AUROC
+    X = load_digits().data
+    with _torch_threads(WORKER_TORCH_THREADS):
+        expected = search.best_estimator_.decision_function(X)
+    np.testing.assert_array_equal(decision.compute(), expected)
