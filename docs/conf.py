@@ -64,7 +64,13 @@ html_static_path = ["_static"]
 html_theme_options = {
     "navigation_with_keys": False,
     "show_prev_next": False,
-    "secondary_sidebar_items": ["page-toc"],
+    # A table of contents on the right, except on the example pages, which give that
+    # room to their code lines.
+    "secondary_sidebar_items": {
+        page: ["page-toc"]
+        for page in ("index", "getting_started", "user_guide", "api", "generated/*", "changelog")
+        + ("benchmarks", "performance", "robustness", "scaling")
+    },
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
