@@ -158,9 +158,22 @@ def test_score_dask_handles_unknown_and_empty_blocks(digits, detector):
     np.testing.assert_array_equal(scores, detector.score_samples(X[:300][keep]))
 
 
-def test_score_dask_threads_sharing_a_model_give_exact_scores(digits, detector):
-    # Several threads of one process score blocks with one model object.
+class _CustomAutoencoder(torch.nn.Module):
+    # Not one of the package's networks: scored through forward hooks on its layers.
+    def __init__(self):
+        super().__init__()
+        self.encoder = torch.nn.Sequential(torch.nn.Linear(64, 8), torch.nn.Tanh())
+        self.decoder = torch.nn.Sequential(torch.nn.Linear(8, 64))
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+def test_score_dask_threads_sharing_a_model_give_exact_scores(digits):
+    # Several threads of one process score blocks with one model object, whose
+    # scoring hooks would catch each other's layers if the blocks did not take turns.
     X, _ = digits
+    detector = GradientAnomalyDetector(network=_CustomAutoencoder(), **FAST).fit(X[:200])
     X_dask = da.from_array(X[:400], chunks=(40, -1))
     scores = score_dask(detector, X_dask).compute(scheduler="threads", num_workers=4)
     np.testing.assert_array_equal(scores, detector.score_samples(X[:400]))
