@@ -34,10 +34,8 @@ def rst_table(rows, value="auroc"):
             for m in methods
         ]
         body.append([f"**{task}**" if task == "mean" else str(task), *cells])
-    lines = [".. list-table::", "   :header-rows: 1", ""]
-    for line in [header, *body]:
-        lines.append("   * - " + line[0])
-        lines.extend(f"     - {cell}" for cell in line[1:])
+    lines = [".. csv-table::", "   :header: " + ", ".join(f'"{h}"' for h in header), ""]
+    lines.extend("   " + ", ".join(f'"{cell}"' for cell in line) for line in body)
     return "\n".join(lines)
 
 
@@ -45,10 +43,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("files", nargs="+")
     parser.add_argument("--value", default="auroc", choices=("auroc", "valid_auroc"))
+    parser.add_argument("--merge", action="store_true", help="one table from all files")
     args = parser.parse_args(argv)
-    for path in args.files:
-        with open(path) as f:
-            saved = json.load(f)
+    files = [_read(path) for path in args.files]
+    if args.merge:
+        rows = [row for saved in files for row in saved["rows"]]
+        files = [{"rows": rows, "meta": {"command": " + ".join(args.files)}}]
+    for path, saved in zip(args.files, files):
         rows = saved["rows"]
         print(f"{path}: {saved['meta'].get('command', '')}")
         print(f"total {saved['meta'].get('total_seconds', 'n/a')} s; median fit seconds: ", end="")
@@ -56,6 +57,11 @@ def main(argv=None):
         print()
         print(rst_table(rows, args.value))
         print()
+
+
+def _read(path):
+    with open(path) as f:
+        return json.load(f)
 
 
 if __name__ == "__main__":
