@@ -321,7 +321,7 @@ def plot(rows, path, title=""):
     methods = list(dict.fromkeys(m for m, _ in table.columns))
     width = 0.8 / len(methods)
     x = np.arange(len(table))
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(table) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(7, 0.9 * len(table) + 4), 4))
     for i, m in enumerate(methods):
         ax.bar(
             x + (i - (len(methods) - 1) / 2) * width,
@@ -332,9 +332,10 @@ def plot(rows, path, title=""):
         )
     ax.set_xticks(x, table.index, rotation=45, ha="right")
     ax.set_ylabel("test AUROC")
-    ax.set_ylim(0, 1)
+    lowest = np.nanmin(table[[(m, "mean") for m in methods]].to_numpy())
+    ax.set_ylim(max(0.0, np.floor(10 * lowest - 1) / 10), 1)
     ax.set_title(title)
-    ax.legend(fontsize="small", ncols=2, loc="lower left")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
