@@ -126,3 +126,23 @@ def test_bad_arguments_fail_clearly(tmp_path):
         list(benchmark.tasks("mnist", tmp_path))
     with pytest.raises(SystemExit):
         benchmark.main(["--set", "beta"])
+
+
+def test_scores_match_the_detector():
+    # The benchmark's GradCon column is the detector's own score; the reconstruction
+    # column is its first component, from the same fit.
+    from sklearn.metrics import roc_auc_score
+
+    from gradient_ad import GradientAnomalyDetector
+
+    _, _, split = next(benchmark.tasks("digits", classes=[8]))
+    results = benchmark.evaluate(
+        split, 0, {"max_epochs": 2}, methods=("gradcon", "gradcon_reconstruction")
+    )
+    detector = GradientAnomalyDetector(max_epochs=2, random_state=0).fit(split.X_train)
+    expected = roc_auc_score(split.y_test, -detector.score_samples(split.X_test))
+    assert results["gradcon"]["auroc"] == pytest.approx(expected)
+    error, _ = detector.score_components(split.X_test)
+    assert results["gradcon_reconstruction"]["auroc"] == pytest.approx(
+        roc_auc_score(split.y_test, error)
+    )
