@@ -3,12 +3,15 @@
 Sections (all by default):
 
 - ``scoring``: rows per second of (a) a plain batched forward pass computing the
-  reconstruction error only, (b) ``GradientAnomalyDetector.score_samples`` (the full
-  GradCon score, per-sample gradients included) and (c) the reference code's loop,
-  one sample at a time with a forward and a full backward pass each; for the
+  reconstruction error only, in chunks of 256, 1024 and 4096 rows (the fastest is the
+  baseline), (b) ``GradientAnomalyDetector.score_samples`` with default settings (the
+  full GradCon score, per-sample gradients included) and (c) the reference code's
+  loop, one sample at a time with a forward and a full backward pass each; for the
   reference convolutional network on 28x28 grey images and the default MLP on
-  100-feature tables. The forward pass runs in chunks of ``score_batch_size`` rows and,
-  to be fair to it, also in larger chunks; the faster of the two is the baseline.
+  100-feature tables.
+- ``routes``: the alternatives behind the default scoring route, one chunk each: the
+  autograd route (forward hooks), ``torch.func.vmap`` over ``grad``, and, for the
+  convolutional network, per-sample norms forced to one way for every layer.
 - ``training``: seconds per epoch of GradCon training (``GradConNet``) and of a plain
   autoencoder (a skorch ``NeuralNet`` with the same network, data, batch size, Adam).
 - ``memory``: peak resident memory of a fresh process scoring N rows x 100 features of
@@ -21,11 +24,13 @@ processes hits every method alike; medians are reported. Weights and data are ra
 
 Example::
 
-    python benchmarks/bench_scoring.py              # everything, default threads
-    python benchmarks/bench_scoring.py --section scoring --repeats 7
+    python benchmarks/bench_scoring.py                    # everything, default threads
+    python benchmarks/bench_scoring.py --threads 1 --clock cpu   # robust to other load
 """
 
 import argparse
+import contextlib
+import functools
 import os
 import platform
 import resource
@@ -41,7 +46,7 @@ import torch.nn.functional as F
 from skorch import NeuralNet
 from torch import nn
 
-from gradient_ad import ConvAutoencoder, GradientAnomalyDetector, MLPAutoencoder
+from gradient_ad import ConvAutoencoder, GradientAnomalyDetector, MLPAutoencoder, _scoring
 from gradient_ad._modules import GradConModule
 from gradient_ad._net import GradConNet
 
@@ -126,48 +131,94 @@ def loop_scores(module, X, beta):
     return scores
 
 
+FORWARD_CHUNKS = (256, 1024, 4096)
+
+
 def _scoring_rates(shape, n_rows, n_loop, repeats):
     detector = fitted_detector(shape)
     module = detector.net_.module_
-    chunk = detector.score_batch_size
     X = np.random.default_rng(1).random((n_rows, *shape), dtype=np.float32)
     samples = X.reshape(n_rows, *detector.input_shape_)
-    big_chunk = 4096 if len(shape) == 1 else 1024
-    times = interleaved_medians(
-        {
-            "forward": lambda: forward_errors(module.autoencoder, samples, chunk),
-            "forward_big": lambda: forward_errors(module.autoencoder, samples, big_chunk),
-            "score": lambda: detector.score_samples(X),
-            "loop": lambda: loop_scores(module, samples[:n_loop], detector.beta),
-        },
-        repeats,
-    )
+    methods = {
+        f"forward {chunk}": functools.partial(forward_errors, module.autoencoder, samples, chunk)
+        for chunk in FORWARD_CHUNKS
+    }
+    methods["score"] = functools.partial(detector.score_samples, X)
+    methods["loop"] = functools.partial(loop_scores, module, samples[:n_loop], detector.beta)
+    times = interleaved_medians(methods, repeats)
     return {k: (n_loop if k == "loop" else n_rows) / t for k, t in times.items()}
 
 
 def bench_scoring(repeats, scale):
     print(f"\n== scoring: rows per second ({clock_name()}, median of interleaved repeats) ==")
-    header = (
-        f"{'network':<11} {'forward':>10} {'fwd big':>10} {'score':>10} {'loop':>8} "
-        f"{'score/forward':>14} {'score/loop':>11}"
+    forwards = [f"forward {chunk}" for chunk in FORWARD_CHUNKS]
+    print(
+        f"{'network':<11} "
+        + " ".join(f"{'fwd ' + str(c):>9}" for c in FORWARD_CHUNKS)
+        + f" {'score':>9} {'loop':>7} {'score/forward':>14} {'score/loop':>11}"
     )
-    print(header)
     results = {}
     for name, (shape, n_rows, n_loop) in NETWORKS.items():
         n_rows, n_loop = max(1, int(n_rows * scale)), max(1, int(n_loop * scale))
         rate = _scoring_rates(shape, n_rows, n_loop, repeats)
-        forward = max(rate["forward"], rate["forward_big"])
+        forward = max(rate[k] for k in forwards)
         results[name] = rate
         print(
-            f"{name:<11} {rate['forward']:>10.0f} {rate['forward_big']:>10.0f} "
-            f"{rate['score']:>10.0f} {rate['loop']:>8.0f} "
+            f"{name:<11} "
+            + " ".join(f"{rate[k]:>9.0f}" for k in forwards)
+            + f" {rate['score']:>9.0f} {rate['loop']:>7.0f} "
             f"{rate['score'] / forward:>14.2f} {rate['score'] / rate['loop']:>11.1f}"
         )
     print(
-        "forward: chunks of score_batch_size rows; fwd big: chunks of 4096 (mlp) / 1024 "
-        "(conv); score/forward uses the faster forward. Targets: >= 0.33 and >= 10."
+        "fwd N: plain forward pass (reconstruction error only) in chunks of N rows; "
+        "score: score_samples with default settings; score/forward: against the fastest "
+        "forward. Targets: >= 0.33 and >= 10."
     )
     return results
+
+
+@contextlib.contextmanager
+def _norms_by(way):
+    """Force how per-sample weight-gradient norms are computed (the default picks, per
+    layer, whichever needs the fewest multiply-adds)."""
+    saved = _scoring._gram_is_cheaper, _scoring._polyphase_is_cheapest
+    if way == "materialised":
+        _scoring._gram_is_cheaper = lambda *args: False
+    if way in ("materialised", "gram"):
+        _scoring._polyphase_is_cheapest = lambda *args: False
+    try:
+        yield
+    finally:
+        _scoring._gram_is_cheaper, _scoring._polyphase_is_cheapest = saved
+
+
+def _forced(way, route, module, x):
+    with _norms_by(way):
+        return route(module, x)
+
+
+def bench_routes(repeats):
+    """The alternatives behind the default: rows per second of one chunk."""
+    print(f"\n== scoring routes: rows per second of one chunk ({clock_name()}) ==")
+    for name, shape, rows in (("conv 28x28", (28, 28), 256), ("mlp 100", (100,), 1024)):
+        detector = fitted_detector(shape)
+        module = detector.net_.module_
+        x = torch.rand(rows, *detector.input_shape_, generator=torch.Generator().manual_seed(5))
+        chain = _scoring.per_sample_terms  # picks the chain route for these networks
+        methods = {"forward": functools.partial(forward_errors, module.autoencoder, x, rows)}
+        methods["chain route (default)"] = functools.partial(chain, module, x)
+        if name.startswith("conv"):
+            for way in ("materialised", "gram"):
+                methods[f"chain route, {way} norms"] = functools.partial(
+                    _forced, way, chain, module, x
+                )
+        methods["autograd route (hooks)"] = functools.partial(_scoring._layer_route, module, x)
+        methods["vmap(grad) route"] = functools.partial(_scoring._vmap_route, module, x)
+        times = interleaved_medians(methods, repeats)
+        print(f"{name}, chunks of {rows} rows:")
+        for method, t in times.items():
+            print(f"  {method:<34} {rows / t:>10.0f}  {times['forward'] / t:>5.2f} x forward")
+    return times
 
 
 def _train_epoch(net, X, y):
@@ -223,15 +274,29 @@ def bench_training(repeats, scale):
     return results
 
 
+def _status_bytes(field):
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field + ":"))
+    return int(line.split()[1]) * 1024  # reported in kB
+
+
 def memory_child(n_rows):
     """Run in a fresh process: peak RSS of scoring ``n_rows`` float64 rows."""
     detector = fitted_detector((100,))
     X = np.random.default_rng(3).random((n_rows, 100))  # float64, as users pass tables
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    try:  # restart the peak (VmHWM) at the current RSS: the peak of scoring alone
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before = _status_bytes("VmRSS")
+    except OSError:  # no procfs: the process's peak so far
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     scores = detector.score_samples(X)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        peak = _status_bytes("VmHWM")
+    except OSError:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     assert scores.shape == (n_rows,)
-    print(f"{n_rows} {X.nbytes} {before * 1024} {peak * 1024}")
+    print(f"{n_rows} {X.nbytes} {before} {peak}")
 
 
 def bench_memory(row_counts):
@@ -253,8 +318,9 @@ def bench_memory(row_counts):
             f"{(peak - before) / mb:>7.0f}"
         )
     print(
-        "MB = MiB. RSS before: after import, a one-epoch fit and creating X; added: peak "
-        "minus that. Target: peak < 1.5 GB at 1M rows, added flat in the rows."
+        "MB = MiB. RSS before: after import, a one-epoch fit and creating X; peak: highest "
+        "RSS while scoring; added: the difference (the scores themselves are 8 bytes a "
+        "row). Target: peak < 1.5 GB at 1M rows, added flat in the rows."
     )
     return results
 
@@ -262,8 +328,8 @@ def bench_memory(row_counts):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--section", nargs="+", default=["scoring", "training", "memory"],
-        choices=["scoring", "training", "memory"],
+        "--section", nargs="+", default=["scoring", "routes", "training", "memory"],
+        choices=["scoring", "routes", "training", "memory"],
     )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
@@ -291,6 +357,8 @@ def main(argv=None):
     print("command:", " ".join([os.path.basename(sys.executable), *sys.argv]))
     if "scoring" in args.section:
         bench_scoring(args.repeats, args.scale)
+    if "routes" in args.section:
+        bench_routes(args.repeats)
     if "training" in args.section:
         bench_training(args.repeats, args.scale)
     if "memory" in args.section:

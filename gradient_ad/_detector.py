@@ -106,9 +106,10 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         Patience of early stopping, in epochs.
     tol : float, default=1e-4
         Relative improvement of the validation loss that counts as one.
-    score_batch_size : int, default=256
-        Rows scored at once. Every chunk is padded to this size, so a sample's score
-        does not depend on the other samples scored with it.
+    score_batch_size : int, default=1024
+        Rows scored at once (on the CPU, at most 256 for the convolutional network,
+        which is faster in smaller chunks). Every chunk is padded to this size, so a
+        sample's score does not depend on the other samples scored with it.
     device : str or torch.device, default='cpu'
         Where to train and score, e.g. ``'cuda'``. A fitted model can be loaded on a
         machine without that device; it then runs on the CPU.
@@ -210,7 +211,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
-        score_batch_size=256,
+        score_batch_size=1024,
         device="cpu",
         random_state=None,
         verbose=0,

@@ -13,6 +13,7 @@ from gradient_ad._modules import GradConModule
 from gradient_ad._scoring import (
     _chain,
     _chain_route,
+    _chunk_rows,
     _layer_route,
     _owner_layers,
     _supports_layer_route,
@@ -98,11 +99,17 @@ def test_batched_terms_match_loop_in_float64(case):
     assert np.ptp(alignment) > 0.01  # the cosines differ between samples
 
 
-@pytest.mark.parametrize("gram", [True, False])
+@pytest.mark.parametrize("norms", ["gram", "materialised", "polyphase"])
 @pytest.mark.parametrize("case", ["conv28", "conv32-rgb", "conv-odd", "sequence"])
-def test_gram_and_materialised_norms_match_loop(case, gram, monkeypatch):
-    # Which of the two a layer takes depends on its shape; force each in turn.
-    monkeypatch.setattr(_scoring, "_gram_is_cheaper", lambda *args: gram)
+def test_every_way_to_per_sample_norms_matches_loop(case, norms, monkeypatch):
+    # Which way a layer takes depends on its shape; force each in turn (the polyphase
+    # way where it applies: transposed convolutions whose stride divides the kernel).
+    monkeypatch.setattr(_scoring, "_gram_is_cheaper", lambda *args: norms == "gram")
+    monkeypatch.setattr(
+        _scoring,
+        "_polyphase_is_cheapest",
+        lambda layer, *args: norms == "polyphase" and _scoring._polyphase_applies(layer),
+    )
     module, shape = _module(case, torch.float64)
     X = torch.rand(7, *shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     expected = reference_terms(module, X)
@@ -169,6 +176,18 @@ def test_scores_do_not_depend_on_chunk_neighbours():
     alone = [score_terms(module, X[i : i + 1], batch_size=16) for i in range(len(X))]
     for j in range(2):
         np.testing.assert_array_equal(whole[j], [a[j][0] for a in alone])
+
+
+def test_chunks_are_capped_where_larger_ones_cost_more(monkeypatch):
+    conv, _ = _module("conv28", torch.float32)
+    assert _chunk_rows(conv, 1024, "cpu") == _scoring.CONV_CHUNK_ROWS
+    assert _chunk_rows(conv, 100, "cpu") == 100
+    mlp, _ = _module("mlp", torch.float32)
+    assert _chunk_rows(mlp, 4096, "cpu") == 4096
+    fallback, _ = _module("fallback", torch.float32)  # the vmap route
+    n_weights = sum(r.numel() for r in fallback.reference_gradients())
+    monkeypatch.setattr(_scoring, "VMAP_CHUNK_ELEMENTS", 10 * n_weights)
+    assert _chunk_rows(fallback, 4096, "cpu") == 10
 
 
 def test_scoring_leaves_parameter_gradients_untouched():
