@@ -22,8 +22,10 @@ Three routes give the same numbers (to rounding), fastest first:
 In the first two a layer's per-sample weight gradient is a product of the layer's
 input and ``delta_i``: an outer product for a linear layer (its cosine needs no
 materialised gradient), a batched matrix product with unfolded patches for a
-convolution. Its norm comes from the gradient itself or, when cheaper, from two small
-Gram matrices (see :func:`_factored_terms`).
+convolution. Its norm comes from the gradient itself, from two small Gram matrices
+(:func:`_factored_terms`) or, for a transposed convolution, from Gram matrices of the
+phases of ``delta_i`` (:func:`_polyphase_norms`), whichever needs the fewest
+multiply-adds. ``docs/performance.rst`` has the measurements behind these choices.
 """
 
 import math
@@ -54,9 +56,9 @@ def score_terms(module, X, batch_size, device="cpu"):
     Rows are processed in chunks of ``batch_size`` (on the CPU, at most
     ``CONV_CHUNK_ROWS`` for the package's convolutional network, whose activations
     outgrow the caches beyond that; on the vmap route, at most ``VMAP_CHUNK_ELEMENTS``
-    gradient values); every chunk is padded to exactly that many rows
-    so that a sample's score does not depend on how many other samples share its
-    chunk (the same kernels run whatever the number of rows).
+    gradient values); every chunk is padded to exactly that many rows so that a
+    sample's score does not depend on how many other samples share its chunk (the
+    same kernels run whatever the number of rows).
 
     Parameters
     ----------
@@ -116,7 +118,7 @@ def _per_sample_error(recon, x):
     return (recon - x).pow(2).flatten(1).mean(1)
 
 
-def _cosine(dot, norm, reference):
+def _cosine(dot, norm, reference):  # also used by _maps
     return dot / (norm * reference.norm()).clamp_min(_EPS)
 
 
@@ -157,11 +159,11 @@ def _chain_route(module, layers, owners, x):
         h = x.flatten(1) if isinstance(module.autoencoder, MLPAutoencoder) else x
         target = h
         for layer in layers[:first]:
-            h = layer(h)
+            h = _forward(layer, h)
         inputs = []
         for layer in layers[first:]:
             inputs.append(h)
-            h = layer(h)
+            h = _forward(layer, h)
         difference = h - target
         error = difference.flatten(1).pow(2).mean(1)
         delta = difference * (2.0 / difference[0].numel())  # d e_i / d recon_i
@@ -176,6 +178,29 @@ def _chain_route(module, layers, owners, x):
                 terms[id(layer)], delta = _constrained_step(layer, a, delta, reference, i > 0)
     alignment = _mean_cosine([terms[id(owner)] for owner in owners], module.reference_gradients())
     return error, alignment
+
+
+def _forward(layer, h):
+    if not (isinstance(layer, nn.ConvTranspose2d) and layer.out_channels == 1):
+        return layer(h)
+    # PyTorch's CPU kernel is slow for a transposed convolution with one output channel
+    # (the reference network's last layer on grey images: 12.8 ms for 256 rows, against
+    # 2.8 ms this way, on the benchmark machine): a matrix product and fold instead.
+    size = [
+        (n - 1) * s - 2 * p + d * (k - 1) + o + 1
+        for n, s, p, d, k, o in zip(
+            h.shape[2:],
+            layer.stride,
+            layer.padding,
+            layer.dilation,
+            layer.kernel_size,
+            layer.output_padding,
+        )
+    ]
+    columns = layer.weight.reshape(layer.in_channels, -1).T @ h.flatten(2)
+    unfold = (layer.kernel_size, layer.dilation, layer.padding, layer.stride)
+    out = F.fold(columns, size, *unfold)
+    return out if layer.bias is None else out + layer.bias[:, None, None]
 
 
 def _backward(layer, a, y, delta):
