@@ -146,7 +146,11 @@ def _scoring_rates(shape, n_rows, n_loop, repeats):
     methods["score"] = functools.partial(detector.score_samples, X)
     methods["loop"] = functools.partial(loop_scores, module, samples[:n_loop], detector.beta)
     times = interleaved_medians(methods, repeats)
-    return {k: (n_loop if k == "loop" else n_rows) / t for k, t in times.items()}
+    rates = {k: (n_loop if k == "loop" else n_rows) / t for k, t in times.items()}
+    # The fast scores are the loop's, to float32 rounding.
+    loop = loop_scores(module, samples[:n_loop], detector.beta)
+    rates["max |score - loop|"] = np.abs(detector.score_samples(X[:n_loop]) - loop).max()
+    return rates
 
 
 def bench_scoring(repeats, scale):
@@ -168,6 +172,7 @@ def bench_scoring(repeats, scale):
             + " ".join(f"{rate[k]:>9.0f}" for k in forwards)
             + f" {rate['score']:>9.0f} {rate['loop']:>7.0f} "
             f"{rate['score'] / forward:>14.2f} {rate['score'] / rate['loop']:>11.1f}"
+            f"   (max |score - loop| {rate['max |score - loop|']:.1e})"
         )
     print(
         "fwd N: plain forward pass (reconstruction error only) in chunks of N rows; "
