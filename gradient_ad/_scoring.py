@@ -119,16 +119,21 @@ def _per_sample_error(recon, x):
 
 
 def _cosine(dot, norm, reference):  # also used by _maps
-    return dot / (norm * reference.norm()).clamp_min(_EPS)
+    # As torch.nn.functional.cosine_similarity: each norm clamped on its own. Clamping
+    # their product instead would shrink the cosines of a trained network, whose
+    # gradients and references are small.
+    return dot / (norm.clamp_min(_EPS) * reference.norm().clamp_min(_EPS))
 
 
 def _mean_cosine(terms, references):
     """Mean over layers of ``dot / (norm * ||reference||)``, from ``(dot, norm)`` pairs
-    of per-sample numerators and gradient norms."""
+    of per-sample numerators and gradient norms; each norm is clamped to ``_EPS`` on
+    its own, as in :func:`torch.nn.functional.cosine_similarity`."""
     dots = torch.stack([dot for dot, _ in terms])
     norms = torch.stack([norm for _, norm in terms])
     reference_norms = torch.stack([reference.norm() for reference in references])
-    return (dots / (norms * reference_norms[:, None]).clamp_min(_EPS)).mean(0)
+    denominators = norms.clamp_min(_EPS) * reference_norms.clamp_min(_EPS)[:, None]
+    return (dots / denominators).mean(0)
 
 
 # -- chain route: the package's networks, differentiated by hand ----------------------

@@ -120,6 +120,24 @@ def test_every_way_to_per_sample_norms_matches_loop(case, norms, monkeypatch):
         np.testing.assert_allclose(a, b, rtol=RTOL_FLOAT64, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", ["mlp", "conv28", "conv-odd", "fallback"])
+def test_small_gradients_keep_their_cosines(case):
+    # A trained network's gradients and references are small: |g| |gbar| falls below
+    # the cosine's eps although neither norm does. Each norm is clamped on its own, as
+    # in torch.nn.functional.cosine_similarity; clamping the product shrank cosines.
+    module, shape = _module(case, torch.float64)
+    with torch.no_grad():
+        for reference in module.reference_gradients():
+            reference.mul_(1e-6 / reference.norm())
+    X = 1e-3 * torch.rand(5, *shape, generator=torch.Generator().manual_seed(6)).double()
+    expected = reference_terms(module, X)
+
+    got = score_terms(module, X.numpy(), batch_size=5)
+
+    np.testing.assert_allclose(got[1], expected[1], rtol=RTOL_FLOAT64, atol=1e-12)
+    assert expected[1].abs().max() > 1e-3
+
+
 @pytest.mark.parametrize("case", ["mlp", "mlp-all", "conv28", "conv32-rgb"])
 def test_chain_route_matches_layer_and_vmap_routes(case):
     module, shape = _module(case, torch.float64)
