@@ -29,6 +29,7 @@ multiply-adds. ``docs/performance.rst`` has the measurements behind these choice
 """
 
 import math
+import threading
 
 import numpy as np
 import torch
@@ -103,15 +104,21 @@ def _chunk_rows(module, batch_size, device):
     return batch_size
 
 
+_MODULE_LOCK = threading.Lock()
+
+
 def per_sample_terms(module, x):
     """``(e_i, mean_l cos_il)`` for one batch tensor, by the fastest applicable route."""
     owners = _owner_layers(module)
     chain = _chain(module, owners)
     if chain is not None:
         return _chain_route(module, chain, owners, x)
-    if _supports_layer_route(module):
-        return _layer_route(module, x)
-    return _vmap_route(module, x)
+    # The other routes change the module while they run (forward hooks, functional_call's
+    # parameter swap): threads scoring one model take turns.
+    with _MODULE_LOCK:
+        if _supports_layer_route(module):
+            return _layer_route(module, x)
+        return _vmap_route(module, x)
 
 
 def _per_sample_error(recon, x):

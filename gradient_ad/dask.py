@@ -16,7 +16,6 @@ See the "Scaling out" page of the documentation.
 """
 
 import math
-import threading
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
@@ -32,13 +31,6 @@ except ImportError as error:  # pragma: no cover - exercised only without dask
 __all__ = ["score_dask", "torch_threads_config"]
 
 _METHODS = ("score_samples", "decision_function", "predict")
-
-# For custom networks the scorer registers forward hooks on the fitted network, so
-# two threads scoring with one model object at once would see each other's layers
-# (vmap then fails inside the other thread's hook): blocks that share a process
-# (threads of a worker, the local threaded scheduler) take turns. Torch already
-# spreads one block over the process's cores.
-_SCORING_LOCK = threading.Lock()
 
 
 def score_dask(estimator, X, method="score_samples"):
@@ -134,8 +126,7 @@ def score_dask(estimator, X, method="score_samples"):
 def _score_block(block, estimator, method, dtype):
     if len(block) == 0:  # e.g. after boolean indexing
         return np.empty((0,), dtype=dtype)
-    with _SCORING_LOCK:
-        return np.asarray(getattr(estimator, method)(block), dtype=dtype)
+    return np.asarray(getattr(estimator, method)(block), dtype=dtype)
 
 
 def torch_threads_config(n_threads):

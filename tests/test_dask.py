@@ -170,8 +170,8 @@ class _CustomAutoencoder(torch.nn.Module):
 
 
 def test_score_dask_threads_sharing_a_model_give_exact_scores(digits):
-    # Several threads of one process score blocks with one model object, whose
-    # scoring hooks would catch each other's layers if the blocks did not take turns.
+    # Several threads of one process score blocks with one model object, a custom
+    # network scored through forward hooks (the scorer makes such threads take turns).
     X, _ = digits
     detector = GradientAnomalyDetector(network=_CustomAutoencoder(), **FAST).fit(X[:200])
     X_dask = da.from_array(X[:400], chunks=(40, -1))

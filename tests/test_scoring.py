@@ -241,3 +241,18 @@ def test_streamed_chunks_equal_the_full_conversion(X):
     streamed = np.concatenate([chunks[i : i + 4] for i in range(0, len(X), 4)])
     assert streamed.dtype == np.float32 and streamed.flags.c_contiguous
     np.testing.assert_array_equal(streamed, full)
+
+
+@pytest.mark.parametrize("case", ["fallback", "conv-odd"])
+def test_threads_sharing_a_module_get_exact_scores(case):
+    # The hook and vmap routes change the module while they run; concurrent callers
+    # must not see each other's hooks or parameter swaps.
+    from concurrent.futures import ThreadPoolExecutor
+
+    module, shape = _module(case, torch.float32)
+    X = np.random.default_rng(3).random((64, *shape), dtype=np.float32)
+    expected = score_terms(module, X, batch_size=8)
+    with ThreadPoolExecutor(4) as pool:
+        parts = list(pool.map(lambda i: score_terms(module, X[i : i + 8], 8), range(0, 64, 8)))
+    for j in range(2):
+        np.testing.assert_array_equal(np.concatenate([p[j] for p in parts]), expected[j])
