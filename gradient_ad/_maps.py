@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 from torch.func import functional_call, grad, vmap
@@ -19,10 +20,6 @@ from ._inputs import to_samples
 from ._progress import progress_chunks
 
 __all__ = ["anomaly_maps"]
-
-# The cosine's guard against zero norms, as in the scores (and in
-# torch.nn.functional.cosine_similarity).
-_EPS = 1e-8
 
 
 def anomaly_maps(detector, X, *, n_steps=32):
@@ -162,7 +159,9 @@ def _gradient_term_input_gradient(module, beta):
     def gradient_term(sample):
         gradients = grad(reconstruction_error)(constrained, sample)
         cosines = [
-            _cosine(gradients[name], reference) for name, reference in zip(names, references)
+            # The scores' cosine (each norm clamped on its own), differentiable twice.
+            F.cosine_similarity(gradients[name].flatten(), reference.flatten(), dim=0)
+            for name, reference in zip(names, references)
         ]
         return -beta * torch.stack(cosines).mean()
 
@@ -173,11 +172,6 @@ def _gradient_term_input_gradient(module, beta):
             return per_sample(x).detach()
 
     return input_gradient
-
-
-def _cosine(gradient, reference):
-    dot = (gradient * reference).sum()
-    return dot / (gradient.norm() * reference.norm()).clamp_min(_EPS)
 
 
 def _numpy(tensor):

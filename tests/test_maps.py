@@ -150,3 +150,20 @@ def test_plot_images_and_tables(image_detector, table_detector, digits):
     assert len(fig.axes) == 3
     assert len(fig.axes[0].patches) == 2 * 64  # two bars per feature
     matplotlib.pyplot.close("all")
+
+
+def test_gradient_map_ignores_the_scale_of_the_reference(table_detector, digits):
+    # Cosines do not depend on the reference's length, however small (a trained
+    # network's is); a guard on the product of the norms would shrink them.
+    import copy
+
+    import torch
+
+    X, _ = digits
+    small = copy.deepcopy(table_detector)
+    with torch.no_grad():
+        for reference in small.net_.module_.reference_gradients():
+            reference.mul_(1e-6)
+    expected = anomaly_maps(table_detector, X[:4], n_steps=4).gradient_map
+    got = anomaly_maps(small, X[:4], n_steps=4).gradient_map
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-9)
