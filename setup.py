@@ -31,7 +31,16 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6", "pandas>=1.5", "ruff"],
+        # python -m gradient_ad.benchmark: tables and plots.
+        "benchmark": ["pandas>=1.5", "matplotlib>=3.6"],
+        "test": [
+            "pytest>=7",
+            "pytest-timeout>=2",
+            "hypothesis>=6",
+            "pandas>=1.5",
+            "matplotlib>=3.6",
+            "ruff",
+        ],
         # Scaling out: gradient_ad.dask, and joblib's "dask" backend for searches.
         "dask": ["dask[array,distributed]>=2024.1"],
         "docs": [

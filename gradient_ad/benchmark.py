@@ -25,6 +25,7 @@ Where the protocol's validation split holds anomalies from outside the test spli
 
 import argparse
 import ast
+import importlib.util
 import json
 import sys
 import time
@@ -378,6 +379,9 @@ def main(argv=None):
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--out", help="results file, .json or .csv; a .png plot goes beside it")
     args = parser.parse_args(argv)
+    for module in ("pandas", "matplotlib") if args.out else ("pandas",):
+        if importlib.util.find_spec(module) is None:
+            parser.error(f"the benchmark needs {module}: pip install 'gradient-ad[benchmark]'")
 
     params = _parse_params(args.set)
     if args.max_epochs is not None:
