@@ -54,7 +54,6 @@ setup(
     },
     classifiers=[
         "Intended Audience :: Science/Research",
-        "License :: OSI Approved :: BSD License",
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
