@@ -71,12 +71,6 @@ def client():
 
 
 @pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return X / 16, y
-
-
-@pytest.fixture(scope="module")
 def detector(digits):
     X, y = digits
     return GradientAnomalyDetector(**FAST).fit(X[y == 0])

@@ -4,18 +4,11 @@ import numpy as np
 import pytest
 import torch
 from _reference import reference_terms
-from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
 
 from gradient_ad import ConvAutoencoder, GradientAnomalyDetector
 
 FAST = dict(max_epochs=3, batch_size=32, random_state=0)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return X / 16, y
 
 
 def _images(n=40, shape=(1, 12, 12), seed=0):

@@ -4,7 +4,6 @@ import matplotlib
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
-from sklearn.datasets import load_digits
 from sklearn.ensemble import IsolationForest
 from sklearn.exceptions import NotFittedError
 
@@ -12,12 +11,6 @@ from gradient_ad import GradientAnomalyDetector, anomaly_maps
 from gradient_ad.plotting import plot_anomaly_maps
 
 matplotlib.use("Agg")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return X / 16, y
 
 
 @pytest.fixture(scope="module")
