@@ -28,6 +28,7 @@ phases of ``delta_i`` (:func:`_polyphase_norms`), whichever needs the fewest
 multiply-adds. ``docs/performance.rst`` has the measurements behind these choices.
 """
 
+import functools
 import math
 import threading
 
@@ -82,12 +83,13 @@ def score_terms(module, X, batch_size, device="cpu"):
     alignments = np.empty(n_samples)
     dtype = module.reference_gradients()[0].dtype  # buffers follow the parameters' dtype
     batch_size = _chunk_rows(module, batch_size, device)
+    route = _route(module)
     for start in range(0, n_samples, batch_size):
         chunk = torch.as_tensor(X[start : start + batch_size], dtype=dtype)
         n_rows = len(chunk)
         if n_rows < batch_size:
             chunk = torch.cat([chunk, chunk.new_zeros((batch_size - n_rows, *chunk.shape[1:]))])
-        error, alignment = per_sample_terms(module, chunk.to(device))
+        error, alignment = route(chunk.to(device))
         errors[start : start + n_rows] = error[:n_rows].double().cpu().numpy()
         alignments[start : start + n_rows] = alignment[:n_rows].double().cpu().numpy()
     return errors, alignments
@@ -109,16 +111,27 @@ _MODULE_LOCK = threading.Lock()
 
 def per_sample_terms(module, x):
     """``(e_i, mean_l cos_il)`` for one batch tensor, by the fastest applicable route."""
+    return _route(module)(x)
+
+
+def _route(module):
+    """The fastest route that can score ``module``, as a function of one batch.
+
+    Chosen once per scoring call rather than once per chunk.
+    """
     owners = _owner_layers(module)
     chain = _chain(module, owners)
     if chain is not None:
-        return _chain_route(module, chain, owners, x)
-    # The other routes change the module while they run (forward hooks, functional_call's
-    # parameter swap): threads scoring one model take turns.
-    with _MODULE_LOCK:
-        if _supports_layer_route(module):
-            return _layer_route(module, x)
-        return _vmap_route(module, x)
+        return functools.partial(_chain_route, module, chain, owners)
+    route = _layer_route if _supports_layer_route(module) else _vmap_route
+
+    def locked(x):
+        # These routes change the module while they run (forward hooks,
+        # functional_call's parameter swap): threads scoring one model take turns.
+        with _MODULE_LOCK:
+            return route(module, x)
+
+    return locked
 
 
 def _per_sample_error(recon, x):
