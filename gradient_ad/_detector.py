@@ -22,7 +22,7 @@ from ._inputs import to_samples
 from ._modules import ConvAutoencoder, GradConModule, MLPAutoencoder
 from ._net import GradConNet
 from ._persistence import model_digest
-from ._progress import fit_progress_callbacks, progress_chunks
+from ._progress import fit_progress_callbacks
 from ._scoring import score_terms
 from ._version import __version__
 
@@ -426,14 +426,9 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         return terms
 
     def _score_terms(self, net, X):
-        # Chunk by chunk, so that a progress bar can follow long scoring runs.
-        parts = [
-            score_terms(net.module_, X[rows], self.score_batch_size, net.device)
-            for rows in progress_chunks(
-                len(X), self.score_batch_size, verbose=self.verbose, desc="scoring"
-            )
-        ]
-        return tuple(np.concatenate(term) for term in zip(*parts))
+        return score_terms(
+            net.module_, X, self.score_batch_size, net.device, verbose=self.verbose
+        )
 
     def score_samples(self, X):
         """Opposite of the GradCon anomaly score: higher is more normal.

@@ -40,6 +40,7 @@ from torch.func import functional_call, grad, vmap
 from torch.nn.grad import conv2d_input
 
 from ._modules import ConvAutoencoder, MLPAutoencoder
+from ._progress import progress_chunks
 
 __all__ = ["score_terms", "per_sample_terms"]
 
@@ -52,7 +53,7 @@ CONV_CHUNK_ROWS = 256
 VMAP_CHUNK_ELEMENTS = 2**24
 
 
-def score_terms(module, X, batch_size, device="cpu"):
+def score_terms(module, X, batch_size, device="cpu", verbose=0):
     """Reconstruction error and gradient alignment of every row of ``X``.
 
     Rows are processed in chunks of ``batch_size`` (on the CPU, at most
@@ -72,6 +73,8 @@ def score_terms(module, X, batch_size, device="cpu"):
         Rows per chunk.
     device : str or torch.device
         Where to compute.
+    verbose : int, default=0
+        Show a progress bar when there is more than one chunk.
 
     Returns
     -------
@@ -84,14 +87,14 @@ def score_terms(module, X, batch_size, device="cpu"):
     dtype = module.reference_gradients()[0].dtype  # buffers follow the parameters' dtype
     batch_size = _chunk_rows(module, batch_size, device)
     route = _route(module)
-    for start in range(0, n_samples, batch_size):
-        chunk = torch.as_tensor(X[start : start + batch_size], dtype=dtype)
+    for rows in progress_chunks(n_samples, batch_size, verbose=verbose, desc="scoring"):
+        chunk = torch.as_tensor(X[rows], dtype=dtype)
         n_rows = len(chunk)
         if n_rows < batch_size:
             chunk = torch.cat([chunk, chunk.new_zeros((batch_size - n_rows, *chunk.shape[1:]))])
         error, alignment = route(chunk.to(device))
-        errors[start : start + n_rows] = error[:n_rows].double().cpu().numpy()
-        alignments[start : start + n_rows] = alignment[:n_rows].double().cpu().numpy()
+        errors[rows] = error[:n_rows].double().cpu().numpy()
+        alignments[rows] = alignment[:n_rows].double().cpu().numpy()
     return errors, alignments
 
 
