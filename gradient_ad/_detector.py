@@ -426,9 +426,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         return terms
 
     def _score_terms(self, net, X):
-        return score_terms(
-            net.module_, X, self.score_batch_size, net.device, verbose=self.verbose
-        )
+        return score_terms(net.module_, X, self.score_batch_size, net.device, verbose=self.verbose)
 
     def score_samples(self, X):
         """Opposite of the GradCon anomaly score: higher is more normal.
