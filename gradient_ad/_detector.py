@@ -77,11 +77,15 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     alpha : float, default=0.03
         Weight of the gradient constraint in the training loss. ``0`` trains a plain
         autoencoder (the reference gradients are still recorded).
-    beta : float, default=0.12
+    beta : float or 'auto', default=0.12
         Weight of the gradient term in the anomaly score
         ``reconstruction_error - beta * alignment``. It is not scale-free: the
         reconstruction error depends on the data's scale, the alignment lies in
-        [-1, 1].
+        [-1, 1]. ``'auto'`` weighs the two terms equally: ``beta_`` is the standard
+        deviation of the reconstruction error divided by that of the alignment, both
+        on the held-out validation slice (all training data when there is none), which
+        ranks samples as the sum of the two terms standardised would. The paper's
+        setting is ``0.12``; see :ref:`user_guide` for when ``'auto'`` does better.
     max_epochs : int, default=100
         Most training epochs.
     batch_size : int, default=64
@@ -135,6 +139,9 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     net_ : GradConNet
         The fitted skorch net; ``net_.module_.autoencoder`` is the torch autoencoder
         and ``net_.history`` its training history.
+    beta_ : float
+        Weight of the gradient term in use: ``beta``, or the one chosen by
+        ``beta='auto'``.
     offset_ : float
         ``decision_function(X) = score_samples(X) - offset_``.
     input_shape_ : tuple of int
@@ -174,7 +181,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         "conv_channels": [tuple, list],
         "constrained": [StrOptions({"decoder", "all"}), list, tuple],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
-        "beta": [Interval(numbers.Real, 0, None, closed="left")],
+        "beta": [Interval(numbers.Real, 0, None, closed="left"), StrOptions({"auto"})],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -297,25 +304,32 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         net.cuda_dependent_attributes_ = [*net.cuda_dependent_attributes_, "module"]
         net.module_.eval()
 
-        auto = self.contamination == "auto"
-        reference = valid if auto and valid is not None else X
-        scores = -_anomaly_score(*self._score_terms(net, reference), self.beta)
-        _check_finite(scores, "the training data")
-        if auto:
+        # Held-out normal data calibrates beta='auto' and contamination='auto'.
+        held_out = X if valid is None else valid
+        held_out_terms = self._score_terms(net, held_out)
+        _check_finite(held_out_terms[0] - held_out_terms[1], "the training data")
+        beta = _auto_beta(*held_out_terms) if self.beta == "auto" else float(self.beta)
+        if self.contamination == "auto":
+            scores = -_anomaly_score(*held_out_terms, beta)
             q1, q3 = np.percentile(scores, [25, 75])
             offset = q1 - _TUKEY_K * (q3 - q1)
         else:
+            terms = held_out_terms if held_out is X else self._score_terms(net, X)
+            scores = -_anomaly_score(*terms, beta)
+            _check_finite(scores, "the training data")
             offset = np.percentile(scores, 100.0 * self.contamination)
 
         self.input_shape_ = shape
         self.net_ = net
         self.n_iter_ = len(net.history)
+        self.beta_ = beta
         self.offset_ = float(offset)
         return self
 
     def _reset(self):
         for name in (
             "net_",
+            "beta_",
             "offset_",
             "input_shape_",
             "n_iter_",
@@ -431,7 +445,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     def score_samples(self, X):
         """Opposite of the GradCon anomaly score: higher is more normal.
 
-        ``-(reconstruction_error - beta * alignment)``, see :meth:`score_components`.
+        ``-(reconstruction_error - beta_ * alignment)``, see :meth:`score_components`.
 
         Parameters
         ----------
@@ -443,7 +457,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         scores : ndarray of shape (n_samples,)
             The lower, the more abnormal.
         """
-        return -_anomaly_score(*self.score_components(X), self.beta)
+        return -_anomaly_score(*self.score_components(X), self.beta_)
 
     def decision_function(self, X):
         """``score_samples(X) - offset_``: negative for outliers.
@@ -484,7 +498,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         state = super().__getstate__()
         state["_gradient_ad_version"] = __version__
         if "net_" in state:
-            state["_gradient_ad_sha256"] = model_digest(state["net_"], state["offset_"])
+            state["_gradient_ad_sha256"] = model_digest(*_scored_with(state))
         return state
 
     def __setstate__(self, state):
@@ -497,8 +511,10 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
                 InconsistentVersionWarning,
                 stacklevel=2,
             )
+        if "net_" in state and "beta_" not in state:
+            state["beta_"] = float(state["beta"])  # saved before beta_ existed
         digest = state.pop("_gradient_ad_sha256", None)
-        if digest is not None and model_digest(state["net_"], state["offset_"]) != digest:
+        if digest is not None and model_digest(*_scored_with(state)) != digest:
             raise ValueError(
                 f"the model of this {type(self).__name__} does not match the checksum saved "
                 "with it: the file is damaged. Save the model again, or copy the file again."
@@ -506,8 +522,20 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         super().__setstate__(state)
 
 
+def _scored_with(state):
+    return state["net_"], state["beta_"], state["offset_"]
+
+
 def _anomaly_score(reconstruction_error, alignment, beta):
     return reconstruction_error - beta * alignment
+
+
+def _auto_beta(reconstruction_error, alignment):
+    """The ``beta`` that weighs both terms equally on normal data: the ratio of their
+    standard deviations (0 when the alignment does not vary, as it then carries no
+    information)."""
+    spread = alignment.std()
+    return float(reconstruction_error.std() / spread) if spread > 0 else 0.0
 
 
 def _resolve_device(device):

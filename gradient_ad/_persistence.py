@@ -8,13 +8,14 @@ import torch
 __all__ = ["load", "model_digest"]
 
 
-def model_digest(net, offset):
-    """SHA-256 of what a fitted detector scores with: its module's tensors and offset.
+def model_digest(net, *numbers):
+    """SHA-256 of what a fitted detector scores with: its module's tensors and numbers
+    (its ``beta_`` and ``offset_``).
 
     Saved with a detector and checked when it is loaded, so that a file damaged where it
     holds the model fails to load instead of loading a detector that scores nonsense.
     """
-    digest = hashlib.sha256(repr(float(offset)).encode())
+    digest = hashlib.sha256(repr([float(number) for number in numbers]).encode())
     for name, tensor in net.module_.state_dict().items():
         digest.update(name.encode())
         digest.update(str(tensor.dtype).encode())

@@ -51,6 +51,25 @@ def test_gradcon_scores_come_from_one_network(tmp_path):
     assert by_method["autoencoder"]["fit_seconds"] not in fits
 
 
+@pytest.mark.parametrize("beta", [None, 0.5, "auto"])
+def test_gradcon_columns_are_the_detector_with_that_beta(beta):
+    from sklearn.metrics import roc_auc_score
+
+    from gradient_ad import GradientAnomalyDetector
+
+    _, seed, split = next(benchmark.tasks("digits", classes=[8], seeds=[1]))
+    params = {"max_epochs": 2} if beta is None else {"max_epochs": 2, "beta": beta}
+    results = benchmark.evaluate(split, seed, params, methods=benchmark.GRADCON_SCORES)
+    for method, weight in (("gradcon", params.get("beta", 0.12)), ("gradcon_standardized", "auto")):
+        detector = GradientAnomalyDetector(random_state=seed, **{**params, "beta": weight})
+        scores = -detector.fit(split.X_train).score_samples(split.X_test)
+        assert results[method]["auroc"] == pytest.approx(roc_auc_score(split.y_test, scores))
+    if beta == "auto":
+        assert results["gradcon"] == results["gradcon_standardized"]
+    else:
+        assert results["gradcon"]["auroc"] != results["gradcon_standardized"]["auroc"]
+
+
 def test_csv_output_and_method_subset(tmp_path):
     out = tmp_path / "r.csv"
     benchmark.main(

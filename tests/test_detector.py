@@ -41,6 +41,54 @@ def test_score_is_reconstruction_error_minus_beta_alignment(digits):
     np.testing.assert_allclose(alignment, expected_alignment, rtol=1e-4, atol=1e-5)
 
 
+def test_numeric_beta_is_used_as_given(digits):
+    X, _ = digits
+    assert GradientAnomalyDetector(beta=0.5, **FAST).fit(X[:100]).beta_ == 0.5
+
+
+def test_auto_beta_weighs_both_terms_equally_on_training_data(digits):
+    X, y = digits
+    # Without early stopping the whole training set calibrates beta='auto'.
+    est = GradientAnomalyDetector(beta="auto", early_stopping=False, contamination=0.1, **FAST).fit(
+        X[y == 0]
+    )
+    error, alignment = est.score_components(X[y == 0])
+    np.testing.assert_allclose(est.beta_, error.std() / alignment.std(), rtol=1e-12)
+    assert est.beta_ > 0 and est.beta != est.beta_
+    # It ranks any samples as the sum of both terms standardised on training data.
+    test_error, test_alignment = est.score_components(X)
+    standardized = (test_error - error.mean()) / error.std() - (
+        test_alignment - alignment.mean()
+    ) / alignment.std()
+    shift = error.mean() - est.beta_ * alignment.mean()
+    np.testing.assert_allclose(
+        -est.score_samples(X), standardized * error.std() + shift, rtol=1e-6, atol=1e-12
+    )
+    assert np.mean(est.predict(X[y == 0]) == -1) == pytest.approx(0.1, abs=0.01)
+
+
+def test_auto_beta_uses_the_held_out_slice(digits):
+    X, y = digits
+    common = dict(early_stopping=True, validation_fraction=0.2, **FAST)
+    auto = GradientAnomalyDetector(beta="auto", **common).fit(X[y == 0])
+    fixed = GradientAnomalyDetector(beta=0.12, **common).fit(X[y == 0])
+    # beta weighs scores only: training is the same.
+    for a, b in zip(auto.net_.module_.parameters(), fixed.net_.module_.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    error, alignment = auto.score_components(X[y == 0])
+    # The held-out slice is a fifth of the data, so the ratio differs from the one on
+    # all of it, but not by much on one digit class.
+    assert auto.beta_ != pytest.approx(error.std() / alignment.std(), rel=1e-9)
+    assert auto.beta_ == pytest.approx(error.std() / alignment.std(), rel=0.5)
+
+
+def test_auto_beta_is_zero_when_the_alignment_is_constant():
+    from gradient_ad._detector import _auto_beta
+
+    assert _auto_beta(np.array([0.1, 0.2, 0.4]), np.full(3, 0.3)) == 0.0
+    assert _auto_beta(np.array([0.1, 0.3]), np.array([0.5, 0.6])) == pytest.approx(2.0)
+
+
 @pytest.mark.parametrize("contamination", [0.05, 0.2, 0.5])
 def test_float_contamination_sets_share_of_training_outliers(digits, contamination):
     X, _ = digits
@@ -164,6 +212,8 @@ def test_wrong_reconstruction_shape_is_rejected_before_training(digits):
         (dict(input_shape=(7, 7)), "holds 49 values"),
         (dict(device="cuda:0"), "CUDA is not available"),
         (dict(alpha=-1.0), "alpha"),
+        (dict(beta="automatic"), "beta"),
+        (dict(beta=-0.1), "beta"),
         (dict(contamination=0.7), "contamination"),
         (dict(network="transformer"), "network"),
         (dict(batch_size=0), "batch_size"),

@@ -214,3 +214,22 @@ def test_model_saved_without_checksum_still_loads(fitted):
     loaded = GradientAnomalyDetector.__new__(GradientAnomalyDetector)
     loaded.__setstate__(state)
     np.testing.assert_array_equal(loaded.decision_function(X), est.decision_function(X))
+
+
+def test_changed_score_weight_is_refused(fitted):
+    est, _ = fitted
+    state = est.__getstate__()
+    state["beta_"] = 2 * state["beta_"]
+    loaded = GradientAnomalyDetector.__new__(GradientAnomalyDetector)
+    with pytest.raises(ValueError, match="checksum"):
+        loaded.__setstate__(state)
+
+
+def test_model_saved_before_beta_was_fitted_still_loads(fitted):
+    est, X = fitted
+    state = est.__getstate__()
+    del state["_gradient_ad_sha256"], state["beta_"]
+    loaded = GradientAnomalyDetector.__new__(GradientAnomalyDetector)
+    loaded.__setstate__(state)
+    assert loaded.beta_ == est.beta
+    np.testing.assert_array_equal(loaded.decision_function(X), est.decision_function(X))
