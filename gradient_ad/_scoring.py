@@ -225,7 +225,10 @@ def _forward(layer, h):
             layer.output_padding,
         )
     ]
-    columns = layer.weight.reshape(layer.in_channels, -1).T @ h.flatten(2)
+    # bmm with the weight broadcast over the batch: a plain matmul would fold the batch
+    # into one matrix product and copy ``h`` transposed to do so.
+    weight = layer.weight.reshape(layer.in_channels, -1).T
+    columns = torch.bmm(weight.expand(len(h), *weight.shape), h.flatten(2))
     unfold = (layer.kernel_size, layer.dilation, layer.padding, layer.stride)
     out = F.fold(columns, size, *unfold)
     return out if layer.bias is None else out + layer.bias[:, None, None]
@@ -439,7 +442,6 @@ def _polyphase_norms(layer, a, delta):
     (sy, sx), (ty, tx) = layer.stride, (k // s for k, s in zip(layer.kernel_size, layer.stride))
     qy, qx = height + ty - 1, width + tx - 1
     py, px = layer.padding
-    padded = F.pad(delta, (px, px, py, py))[:, :, : sy * qy, : sx * qx]
     channels = delta.shape[1] * sy * sx
     per_row = (height * width) ** 2 + (qy * qx) ** 2 + 2 * channels * qy * qx
     rows = max(1, _WORKSPACE_ELEMENTS // per_row)
@@ -448,7 +450,10 @@ def _polyphase_norms(layer, a, delta):
         part = slice(start, start + rows)
         inputs = a[part].flatten(2)
         gram_a = (inputs.transpose(1, 2) @ inputs).reshape(-1, height, width, height, width)
-        phases = padded[part].reshape(-1, delta.shape[1], qy, sy, qx, sx)
+        # Padded a few rows at a time, so that the padded copy is still in cache when
+        # the phases are gathered from it.
+        padded = F.pad(delta[part], (px, px, py, py))[:, :, : sy * qy, : sx * qx]
+        phases = padded.reshape(-1, delta.shape[1], qy, sy, qx, sx)
         phases = phases.permute(0, 1, 3, 5, 2, 4).reshape(-1, channels, qy * qx)
         gram_e = (phases.transpose(1, 2) @ phases).reshape(-1, qy, qx, qy, qx)
         total = 0
