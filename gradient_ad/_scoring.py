@@ -125,7 +125,7 @@ def _route(module):
     owners = _owner_layers(module)
     chain = _chain(module, owners)
     if chain is not None:
-        return functools.partial(_chain_route, module, chain, owners)
+        return _ChainRoute(module, chain, owners)
     route = _layer_route if _supports_layer_route(module) else _vmap_route
 
     def locked(x):
@@ -148,14 +148,15 @@ def _cosine(dot, norm, reference):  # also used by _maps
     return dot / (norm.clamp_min(_EPS) * reference.norm().clamp_min(_EPS))
 
 
-def _mean_cosine(terms, references):
+def _mean_cosine(terms, references, scale=1.0):
     """Mean over layers of ``dot / (norm * ||reference||)``, from ``(dot, norm)`` pairs
     of per-sample numerators and gradient norms; each norm is clamped to ``_EPS`` on
-    its own, as in :func:`torch.nn.functional.cosine_similarity`."""
+    its own, as in :func:`torch.nn.functional.cosine_similarity`. ``scale``: the
+    gradients' norms and numerators are ``scale`` times the true ones."""
     dots = torch.stack([dot for dot, _ in terms])
     norms = torch.stack([norm for _, norm in terms])
     reference_norms = torch.stack([reference.norm() for reference in references])
-    denominators = norms.clamp_min(_EPS) * reference_norms.clamp_min(_EPS)[:, None]
+    denominators = norms.clamp_min(_EPS * scale) * reference_norms.clamp_min(_EPS)[:, None]
     return (dots / denominators).mean(0)
 
 
@@ -180,32 +181,58 @@ def _chain(module, owners):
     return layers
 
 
-def _chain_route(module, layers, owners, x):
-    references = {id(owner): r for owner, r in zip(owners, module.reference_gradients())}
-    first = min(i for i, layer in enumerate(layers) if id(layer) in references)
-    with torch.no_grad():
-        h = x.flatten(1) if isinstance(module.autoencoder, MLPAutoencoder) else x
-        target = h
-        for layer in layers[:first]:
-            h = _forward(layer, h)
-        inputs = []
-        for layer in layers[first:]:
-            inputs.append(h)
-            h = _forward(layer, h)
-        difference = h - target
-        error = difference.flatten(1).pow(2).mean(1)
-        delta = difference * (2.0 / difference[0].numel())  # d e_i / d recon_i
-        outputs = [*inputs[1:], h]
-        terms = {}
-        for i in range(len(inputs) - 1, -1, -1):
-            layer, a = layers[first + i], inputs[i]
-            reference = references.get(id(layer))
-            if reference is None:
-                delta = _backward(layer, a, outputs[i], delta)
-            else:
-                terms[id(layer)], delta = _constrained_step(layer, a, delta, reference, i > 0)
-    alignment = _mean_cosine([terms[id(owner)] for owner in owners], module.reference_gradients())
-    return error, alignment
+class _ChainRoute:
+    """Scores batches with a package network, differentiated by hand; what does not
+    depend on the batch is prepared once."""
+
+    def __init__(self, module, layers, owners):
+        self.flatten = isinstance(module.autoencoder, MLPAutoencoder)
+        self.references = module.reference_gradients()
+        by_layer = {id(owner): r for owner, r in zip(owners, self.references)}
+        self.first = min(i for i, layer in enumerate(layers) if id(layer) in by_layer)
+        self.layers = layers
+        self.owners = owners
+        with torch.no_grad():
+            # Linear layers: the reference rides along the input gradient's product.
+            self.steps = [
+                (
+                    layer,
+                    by_layer.get(id(layer)),
+                    torch.cat([layer.weight, by_layer[id(layer)]], 1)
+                    if isinstance(layer, nn.Linear) and id(layer) in by_layer
+                    else None,
+                )
+                for layer in layers[self.first :]
+            ]
+
+    def __call__(self, x):
+        with torch.no_grad():
+            h = x.flatten(1) if self.flatten else x
+            target = h
+            for layer in self.layers[: self.first]:
+                h = _forward(layer, h)
+            inputs = []
+            for layer, _, _ in self.steps:
+                inputs.append(h)
+                h = _forward(layer, h)
+            difference = h - target
+            error = difference.flatten(1).pow(2).mean(1)
+            # d e_i / d recon_i is 2 / size times ``difference``; cosines do not change
+            # with the gradients' scale, so the factor is left out (and the clamping
+            # of small norms scaled to match).
+            delta, scale = difference, difference[0].numel() / 2.0
+            outputs = [*inputs[1:], h]
+            terms = {}
+            for i in range(len(inputs) - 1, -1, -1):
+                (layer, reference, stacked), a = self.steps[i], inputs[i]
+                if reference is None:
+                    delta = _backward(layer, a, outputs[i], delta)
+                else:
+                    terms[id(layer)], delta = _constrained_step(
+                        layer, a, delta, reference, i > 0, stacked
+                    )
+            terms = [terms[id(owner)] for owner in self.owners]
+            return error, _mean_cosine(terms, self.references, scale)
 
 
 def _forward(layer, h):
@@ -249,16 +276,19 @@ def _backward(layer, a, y, delta):
     return conv2d_input(a.shape, layer.weight, delta, layer.stride, layer.padding, layer.dilation)
 
 
-def _constrained_step(layer, a, delta, reference, need_input_gradient):
+def _constrained_step(layer, a, delta, reference, need_input_gradient, stacked=None):
     """Cosine terms of a constrained layer and, if needed, its input gradient, sharing work
     between the two: the reference rides along the input gradient's matrix product or
     convolution as extra output channels, giving the cosine's numerator; or, where the
     weight gradient is materialised anyway, the unfolded ``delta`` it needs also gives
-    a transposed convolution's input gradient (a convolution of ``delta``)."""
+    a transposed convolution's input gradient (a convolution of ``delta``). ``stacked``:
+    a linear layer's weight and reference side by side, if prepared."""
     if not need_input_gradient:
         return _layer_terms(layer, a, delta, reference), None
     if isinstance(layer, nn.Linear):
-        both = delta @ torch.cat([layer.weight, reference], 1)
+        if stacked is None:
+            stacked = torch.cat([layer.weight, reference], 1)
+        both = delta @ stacked
         back, along_reference = both.split(layer.in_features, 1)
         return _layer_terms(layer, a, delta, reference, (along_reference * a).sum(1)), back
     if not isinstance(layer, nn.ConvTranspose2d):

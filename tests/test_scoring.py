@@ -12,7 +12,7 @@ from gradient_ad._inputs import to_samples
 from gradient_ad._modules import GradConModule
 from gradient_ad._scoring import (
     _chain,
-    _chain_route,
+    _ChainRoute,
     _chunk_rows,
     _layer_route,
     _owner_layers,
@@ -145,7 +145,7 @@ def test_chain_route_matches_layer_and_vmap_routes(case):
     layers = _chain(module, owners)
     assert layers is not None  # the package's networks take the hand-written backward
     x = torch.rand(6, *shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    chain = _chain_route(module, layers, owners, x)
+    chain = _ChainRoute(module, layers, owners)(x)
     for other in (_layer_route(module, x), _vmap_route(module, x)):
         for a, b in zip(chain, other):
             torch.testing.assert_close(a, b, rtol=RTOL_FLOAT64, atol=1e-12)
