@@ -28,7 +28,6 @@ phases of ``delta_i`` (:func:`_polyphase_norms`), whichever needs the fewest
 multiply-adds. ``docs/performance.rst`` has the measurements behind these choices.
 """
 
-import functools
 import math
 import threading
 
@@ -209,12 +208,13 @@ class _ChainRoute:
         with torch.no_grad():
             h = x.flatten(1) if self.flatten else x
             target = h
+            # Activations overwrite their input (an intermediate result, never x).
             for layer in self.layers[: self.first]:
-                h = _forward(layer, h)
+                h = _forward(layer, h, in_place=h is not target)
             inputs = []
             for layer, _, _ in self.steps:
                 inputs.append(h)
-                h = _forward(layer, h)
+                h = _forward(layer, h, in_place=h is not target)
             difference = h - target
             error = difference.flatten(1).pow(2).mean(1)
             # d e_i / d recon_i is 2 / size times ``difference``; cosines do not change
@@ -235,7 +235,14 @@ class _ChainRoute:
             return error, _mean_cosine(terms, self.references, scale)
 
 
-def _forward(layer, h):
+def _forward(layer, h, in_place=False):
+    """``layer(h)``; with ``in_place``, ``h`` may be overwritten."""
+    if in_place and isinstance(layer, nn.ReLU):
+        # In place: saves allocating and faulting in a new tensor of activations; the
+        # backward pass needs only the output.
+        return h.relu_()
+    if in_place and isinstance(layer, nn.Sigmoid):
+        return h.sigmoid_()
     if not (isinstance(layer, nn.ConvTranspose2d) and layer.out_channels == 1):
         return layer(h)
     # PyTorch's CPU kernel is slow for a transposed convolution with one output channel
@@ -513,12 +520,17 @@ def _factored_terms(left, patches_of, dot_of, reference, input_weight=None):
     extra = 0 if input_weight is None else len(input_weight)
     per_row = n_positions * (max(k, n_positions if use_gram else m) + extra)
     rows = max(1, _WORKSPACE_ELEMENTS // per_row)
-    dots, squared_norms, products = [], [], []
+    dots, squared_norms = [], []
+    if input_weight is not None:
+        products = left.new_empty((n, len(input_weight), n_positions))
+        input_weight = input_weight.expand(rows, *input_weight.shape)
     for start in range(0, n, rows):
         part = slice(start, start + rows)
         patches = patches_of(part)
         if input_weight is not None:
-            products.append(input_weight @ patches)
+            # bmm into the result: a broadcast matmul would fold the rows into one
+            # product and copy its output transposed.
+            torch.bmm(input_weight[: len(patches)], patches, out=products[part])
         if use_gram:
             gram = left[part].transpose(1, 2) @ left[part]
             squared_norms.append((gram * (patches.transpose(1, 2) @ patches)).sum((1, 2)))
@@ -527,8 +539,7 @@ def _factored_terms(left, patches_of, dot_of, reference, input_weight=None):
             dots.append((gradient * flat_reference).sum((1, 2)))
             squared_norms.append(gradient.pow(2).sum((1, 2)))
     dot = dot_of(reference) if use_gram else torch.cat(dots)
-    products = torch.cat(products) if input_weight is not None else None
-    return dot, torch.cat(squared_norms).sqrt(), products
+    return dot, torch.cat(squared_norms).sqrt(), products if input_weight is not None else None
 
 
 def _gradient_factors(layer, a, delta):

@@ -145,10 +145,16 @@ def test_chain_route_matches_layer_and_vmap_routes(case):
     layers = _chain(module, owners)
     assert layers is not None  # the package's networks take the hand-written backward
     x = torch.rand(6, *shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    original = x.clone()
     chain = _ChainRoute(module, layers, owners)(x)
     for other in (_layer_route(module, x), _vmap_route(module, x)):
         for a, b in zip(chain, other):
             torch.testing.assert_close(a, b, rtol=RTOL_FLOAT64, atol=1e-12)
+    # Activations work in place on intermediate results, never on the input, which
+    # score_terms passes as a view of the caller's array when it can.
+    X = original.numpy().copy()
+    score_terms(module, X, batch_size=len(X))
+    assert torch.equal(x, original) and np.array_equal(X, original.numpy())
 
 
 def test_subclassed_network_leaves_the_chain_route():
