@@ -285,6 +285,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
 
     def _fit(self, X):
         _check_layer_sizes("conv_channels", self.conv_channels)
+        _check_net_params(self.net_params or {})
         if self.hidden_sizes != "auto":
             _check_layer_sizes("hidden_sizes", self.hidden_sizes)
         X, shape = to_samples(self, X, reset=True)
@@ -584,6 +585,14 @@ def _check_layer_sizes(name, sizes):
         isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in sizes
     ):
         raise ValueError(f"{name} must be a non-empty tuple of positive integers, got {sizes!r}")
+
+
+def _check_net_params(net_params):
+    """The settings that skorch would only trip over after training."""
+    for key in ("max_epochs", "batch_size"):
+        value = net_params.get(key, 1)
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"net_params[{key!r}] must be a positive integer, got {value!r}")
 
 
 def _check_training_ran(net):

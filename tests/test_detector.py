@@ -217,6 +217,8 @@ def test_wrong_reconstruction_shape_is_rejected_before_training(digits):
         (dict(contamination=0.7), "contamination"),
         (dict(network="transformer"), "network"),
         (dict(batch_size=0), "batch_size"),
+        (dict(net_params={"max_epochs": 0}), r"net_params\['max_epochs'\] must be a positive"),
+        (dict(net_params={"batch_size": 2.5}), r"net_params\['batch_size'\] must be a positive"),
     ],
 )
 def test_bad_parameters_are_named_and_leave_estimator_unfitted(digits, params, match):
