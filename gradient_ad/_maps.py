@@ -18,6 +18,7 @@ from torch.func import functional_call, grad, vmap
 
 from ._inputs import to_samples
 from ._progress import progress_chunks
+from ._scoring import _MODULE_LOCK
 
 __all__ = ["anomaly_maps"]
 
@@ -118,7 +119,7 @@ def anomaly_maps(detector, X, *, n_steps=32):
     module.eval()
     device = detector.net_.device
     dtype = next(iter(module.parameters())).dtype
-    term_gradient = _gradient_term_input_gradient(module, detector.beta)
+    term_gradient = _gradient_term_input_gradient(module, detector.beta_)
     reconstruction = np.empty(samples.shape)
     reconstruction_map = np.empty(samples.shape)
     gradient_map = np.empty(samples.shape)
@@ -131,11 +132,20 @@ def anomaly_maps(detector, X, *, n_steps=32):
             recon = module(x)
         difference = x - recon
         path_gradient = torch.zeros_like(x)
-        for k in range(n_steps):
-            path_gradient += term_gradient(recon + (k + 0.5) / n_steps * difference)
+        # functional_call swaps the module's parameters while it runs: threads scoring
+        # or explaining one model take turns.
+        with _MODULE_LOCK:
+            for k in range(n_steps):
+                path_gradient += term_gradient(recon + (k + 0.5) / n_steps * difference)
         reconstruction[rows] = _numpy(recon)
         reconstruction_map[rows] = _numpy(difference.pow(2)) / n_elements
         gradient_map[rows] = _numpy(difference * path_gradient) / n_steps
+    bad = ~np.isfinite(reconstruction_map + gradient_map).reshape(len(samples), -1).all(1)
+    if bad.any():
+        raise FloatingPointError(
+            f"the network returned non-finite values for {bad.sum()} of {len(samples)} "
+            f"samples (first: row {np.flatnonzero(bad)[0]}). Check X for extreme values."
+        )
     return Bunch(
         reconstruction=reconstruction.reshape(shape),
         reconstruction_map=reconstruction_map.reshape(shape),

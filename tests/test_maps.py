@@ -160,3 +160,27 @@ def test_gradient_map_ignores_the_scale_of_the_reference(table_detector, digits)
     expected = anomaly_maps(table_detector, X[:4], n_steps=4).gradient_map
     got = anomaly_maps(small, X[:4], n_steps=4).gradient_map
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-9)
+
+
+def test_gradient_map_follows_the_fitted_beta(table_detector, digits):
+    import copy
+
+    X, _ = digits
+    auto = copy.deepcopy(table_detector).set_params(beta="auto")
+    auto.beta_ = 3 * table_detector.beta_  # as beta='auto' would set it, without a refit
+    expected = anomaly_maps(table_detector, X[:4], n_steps=2).gradient_map
+    got = anomaly_maps(auto, X[:4], n_steps=2).gradient_map
+    np.testing.assert_allclose(got, 3 * expected, rtol=1e-4, atol=1e-8)  # float32
+
+
+def test_non_finite_network_raises(table_detector, digits):
+    import copy
+
+    import torch
+
+    X, _ = digits
+    broken = copy.deepcopy(table_detector)
+    with torch.no_grad():
+        broken.net_.module_.constrained_parameters()[0][0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="non-finite values for 4 of 4 samples"):
+        anomaly_maps(broken, X[:4], n_steps=1)
