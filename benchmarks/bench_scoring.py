@@ -144,11 +144,11 @@ def _scoring_rates(shape, n_rows, n_loop, repeats):
         for chunk in FORWARD_CHUNKS
     }
     methods["score"] = functools.partial(detector.score_samples, X)
-    methods["loop"] = functools.partial(loop_scores, module, samples[:n_loop], detector.beta)
+    methods["loop"] = functools.partial(loop_scores, module, samples[:n_loop], detector.beta_)
     times = interleaved_medians(methods, repeats)
     rates = {k: (n_loop if k == "loop" else n_rows) / t for k, t in times.items()}
     # The fast scores are the loop's, to float32 rounding.
-    loop = loop_scores(module, samples[:n_loop], detector.beta)
+    loop = loop_scores(module, samples[:n_loop], detector.beta_)
     rates["max |score - loop|"] = np.abs(detector.score_samples(X[:n_loop]) - loop).max()
     return rates
 

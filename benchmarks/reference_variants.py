@@ -57,7 +57,7 @@ def aurocs(detector, X, y, normal):
     standardized = (error - e_n.mean()) / e_n.std() - (alignment - a_n.mean()) / a_n.std()
     return {
         "gradient": roc_auc_score(y, -alignment),
-        "gradcon": roc_auc_score(y, error - detector.beta * alignment),
+        "gradcon": roc_auc_score(y, error - detector.beta_ * alignment),
         "standardized": roc_auc_score(y, standardized),
         "reconstruction": roc_auc_score(y, error),
     }

@@ -62,5 +62,5 @@ print("reconstruction errors:  ", np.round(error, 4))
 print("gradient map sums:      ", np.round(maps.gradient_map.sum(axis=(1, 2)), 4))
 print(
     "T(x) - T(r):            ",
-    np.round(-detector.beta * (alignment - alignment_of_reconstruction), 4),
+    np.round(-detector.beta_ * (alignment - alignment_of_reconstruction), 4),
 )

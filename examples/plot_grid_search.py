@@ -42,7 +42,7 @@ pipeline = make_pipeline(
 )
 grid = {
     "gradientanomalydetector__alpha": [0.0, 0.03],
-    "gradientanomalydetector__beta": [0.0, 0.03, 0.12, 0.5],
+    "gradientanomalydetector__beta": [0.0, 0.03, 0.12, 0.5, "auto"],
 }
 search = GridSearchCV(
     pipeline, grid, scoring="roc_auc", cv=StratifiedKFold(3, shuffle=True, random_state=0)
@@ -55,7 +55,8 @@ print(f"test AUROC of the refitted best model: {search.score(X_test, y_test):.3f
 # %%
 # Cross-validated AUROC of every candidate
 # ----------------------------------------
-# ``beta=0`` is the reconstruction error alone; the error bars are the spread over the
+# ``beta=0`` is the reconstruction error alone; ``beta="auto"`` weighs both terms
+# equally on held-out training data; the error bars are the spread over the
 # three folds. Which candidate wins depends on the data (its scale above all, since
 # ``beta`` is not scale-free), which is why a search is worth its cost when a few
 # labelled anomalies are at hand.

@@ -50,7 +50,7 @@ def test_gradient_map_sums_to_gradient_term_change(image_detector, digits):
     maps = anomaly_maps(image_detector, images, n_steps=128)
     _, alignment = image_detector.score_components(images)
     _, alignment_of_reconstruction = image_detector.score_components(maps.reconstruction)
-    expected = -image_detector.beta * (alignment - alignment_of_reconstruction)
+    expected = -image_detector.beta_ * (alignment - alignment_of_reconstruction)
     total = maps.gradient_map.sum(axis=(1, 2))
     assert np.corrcoef(total, expected)[0, 1] > 0.98
     assert np.median(np.abs(total - expected)) < 0.02 * np.abs(expected).max()
