@@ -15,7 +15,7 @@ SHORT = {
     "gradcon": "GradCon",
     "gradcon_reconstruction": "recon. (same net)",
     "gradcon_gradient": "gradient only",
-    "gradcon_standardized": "standardised",
+    "gradcon_standardized": "beta='auto'",
     "autoencoder": "AE (alpha=0)",
     "isolation_forest": "IForest",
     "one_class_svm": "OC-SVM",

@@ -18,7 +18,7 @@ from torch.func import functional_call, grad, vmap
 
 from ._inputs import to_samples
 from ._progress import progress_chunks
-from ._scoring import _MODULE_LOCK
+from ._scoring import _MODULE_LOCK, DEFAULT_CHUNK_ROWS
 
 __all__ = ["anomaly_maps"]
 
@@ -124,9 +124,10 @@ def anomaly_maps(detector, X, *, n_steps=32):
     reconstruction_map = np.empty(samples.shape)
     gradient_map = np.empty(samples.shape)
     n_elements = samples[0].size
-    for rows in progress_chunks(
-        len(samples), detector.score_batch_size, verbose=detector.verbose, desc="anomaly maps"
-    ):
+    # Each row costs n_steps double backward passes through vmap: the default chunk.
+    chunk = detector.score_batch_size
+    chunk = DEFAULT_CHUNK_ROWS if chunk == "auto" else chunk
+    for rows in progress_chunks(len(samples), chunk, verbose=detector.verbose, desc="anomaly maps"):
         x = torch.as_tensor(samples[rows], dtype=dtype, device=device)
         with torch.no_grad():
             recon = module(x)

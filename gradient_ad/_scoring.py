@@ -46,8 +46,11 @@ __all__ = ["score_terms", "per_sample_terms"]
 _EPS = 1e-8  # as in torch.nn.functional.cosine_similarity
 
 # Measured with benchmarks/bench_scoring.py on a 2-core CPU: the reference network on
-# 28 x 28 images scores fastest per row in chunks of 256-512 rows, the MLP in 1024-2048.
+# 28 x 28 images scores fastest per row in chunks of 256-512 rows, the MLP in 2048.
 CONV_CHUNK_ROWS = 256
+MLP_CHUNK_ROWS = 2048
+# Chunks of other networks (and on accelerators) with batch_size='auto'.
+DEFAULT_CHUNK_ROWS = 1024
 # The vmap route holds ``rows x constrained weights`` gradient values at once.
 VMAP_CHUNK_ELEMENTS = 2**24
 
@@ -68,8 +71,9 @@ def score_terms(module, X, batch_size, device="cpu", verbose=0):
         Trained module, in eval mode.
     X : ndarray of shape (n_samples, *input_shape)
         Inputs, already in the module's dtype.
-    batch_size : int
-        Rows per chunk.
+    batch_size : int or 'auto'
+        Rows per chunk; ``'auto'``: ``MLP_CHUNK_ROWS`` for the package's MLP,
+        ``DEFAULT_CHUNK_ROWS`` otherwise (capped as above).
     device : str or torch.device
         Where to compute.
     verbose : int, default=0
@@ -84,7 +88,7 @@ def score_terms(module, X, batch_size, device="cpu", verbose=0):
     errors = np.empty(n_samples)
     alignments = np.empty(n_samples)
     dtype = module.reference_gradients()[0].dtype  # buffers follow the parameters' dtype
-    batch_size = _chunk_rows(module, batch_size, device)
+    batch_size = chunk_rows(module, batch_size, device)
     route = _route(module)
     for rows in progress_chunks(n_samples, batch_size, verbose=verbose, desc="scoring"):
         chunk = torch.as_tensor(X[rows], dtype=dtype)
@@ -97,8 +101,12 @@ def score_terms(module, X, batch_size, device="cpu", verbose=0):
     return errors, alignments
 
 
-def _chunk_rows(module, batch_size, device):
-    """``batch_size``, capped where larger chunks cost more than they save."""
+def chunk_rows(module, batch_size, device):
+    """Rows per chunk: ``batch_size`` (``'auto'`` chosen by network), capped where larger
+    chunks cost more than they save."""
+    if batch_size == "auto":
+        mlp = type(module.autoencoder) is MLPAutoencoder
+        batch_size = MLP_CHUNK_ROWS if mlp else DEFAULT_CHUNK_ROWS
     if type(module.autoencoder) is ConvAutoencoder and torch.device(device).type == "cpu":
         return min(batch_size, CONV_CHUNK_ROWS)
     if not _supports_layer_route(module):

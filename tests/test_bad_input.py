@@ -144,6 +144,7 @@ BAD_PARAMETERS = [
     (dict(batch_size=0), "'batch_size' parameter"),
     (dict(batch_size=2.5), "'batch_size' parameter"),
     (dict(score_batch_size=0), "'score_batch_size' parameter"),
+    (dict(score_batch_size="large"), "'score_batch_size' parameter"),
     (dict(max_epochs=0), "'max_epochs' parameter"),
     (dict(lr=0.0), "'lr' parameter"),
     (dict(lr=-1e-3), "'lr' parameter"),

@@ -1,5 +1,7 @@
 """The batched GradCon score terms against a one-sample-at-a-time loop."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -13,11 +15,11 @@ from gradient_ad._modules import GradConModule
 from gradient_ad._scoring import (
     _chain,
     _ChainRoute,
-    _chunk_rows,
     _layer_route,
     _owner_layers,
     _supports_layer_route,
     _vmap_route,
+    chunk_rows,
     score_terms,
 )
 
@@ -204,14 +206,18 @@ def test_scores_do_not_depend_on_chunk_neighbours():
 
 def test_chunks_are_capped_where_larger_ones_cost_more(monkeypatch):
     conv, _ = _module("conv28", torch.float32)
-    assert _chunk_rows(conv, 1024, "cpu") == _scoring.CONV_CHUNK_ROWS
-    assert _chunk_rows(conv, 100, "cpu") == 100
+    assert chunk_rows(conv, 1024, "cpu") == _scoring.CONV_CHUNK_ROWS
+    assert chunk_rows(conv, "auto", "cpu") == _scoring.CONV_CHUNK_ROWS
+    assert chunk_rows(conv, 100, "cpu") == 100
+    assert chunk_rows(conv, "auto", "cuda") == _scoring.DEFAULT_CHUNK_ROWS
     mlp, _ = _module("mlp", torch.float32)
-    assert _chunk_rows(mlp, 4096, "cpu") == 4096
+    assert chunk_rows(mlp, 4096, "cpu") == 4096
+    assert chunk_rows(mlp, "auto", "cpu") == _scoring.MLP_CHUNK_ROWS
     fallback, _ = _module("fallback", torch.float32)  # the vmap route
     n_weights = sum(r.numel() for r in fallback.reference_gradients())
     monkeypatch.setattr(_scoring, "VMAP_CHUNK_ELEMENTS", 10 * n_weights)
-    assert _chunk_rows(fallback, 4096, "cpu") == 10
+    assert chunk_rows(fallback, 4096, "cpu") == 10
+    assert chunk_rows(fallback, "auto", "cpu") == 10
 
 
 def test_scoring_leaves_parameter_gradients_untouched():
@@ -262,3 +268,12 @@ def test_threads_sharing_a_module_get_exact_scores(case):
         parts = list(pool.map(lambda i: score_terms(module, X[i : i + 8], 8), range(0, 64, 8)))
     for j in range(2):
         np.testing.assert_array_equal(np.concatenate([p[j] for p in parts]), expected[j])
+
+
+def test_auto_chunks_score_as_explicit_ones(digits):
+    from gradient_ad import GradientAnomalyDetector
+
+    X, _ = digits
+    auto = GradientAnomalyDetector(max_epochs=1, random_state=0).fit(X)
+    explicit = copy.copy(auto).set_params(score_batch_size=_scoring.MLP_CHUNK_ROWS)
+    np.testing.assert_array_equal(auto.score_samples(X), explicit.score_samples(X))
