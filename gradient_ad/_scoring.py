@@ -155,15 +155,14 @@ def _cosine(dot, norm, reference):  # also used by _maps
     return dot / (norm.clamp_min(_EPS) * reference.norm().clamp_min(_EPS))
 
 
-def _mean_cosine(terms, references, scale=1.0):
+def _mean_cosine(terms, references):
     """Mean over layers of ``dot / (norm * ||reference||)``, from ``(dot, norm)`` pairs
     of per-sample numerators and gradient norms; each norm is clamped to ``_EPS`` on
-    its own, as in :func:`torch.nn.functional.cosine_similarity`. ``scale``: the
-    gradients' norms and numerators are ``scale`` times the true ones."""
+    its own, as in :func:`torch.nn.functional.cosine_similarity`."""
     dots = torch.stack([dot for dot, _ in terms])
     norms = torch.stack([norm for _, norm in terms])
     reference_norms = torch.stack([reference.norm() for reference in references])
-    denominators = norms.clamp_min(_EPS * scale) * reference_norms.clamp_min(_EPS)[:, None]
+    denominators = norms.clamp_min(_EPS) * reference_norms.clamp_min(_EPS)[:, None]
     return (dots / denominators).mean(0)
 
 
@@ -225,10 +224,9 @@ class _ChainRoute:
                 h = _forward(layer, h, in_place=h is not target)
             difference = h - target
             error = difference.flatten(1).pow(2).mean(1)
-            # d e_i / d recon_i is 2 / size times ``difference``; cosines do not change
-            # with the gradients' scale, so the factor is left out (and the clamping
-            # of small norms scaled to match).
-            delta, scale = difference, difference[0].numel() / 2.0
+            # d e_i / d recon_i. Cosines do not depend on the factor, but without it the
+            # squared norms of large inputs' gradients would overflow float32 sooner.
+            delta = difference * (2.0 / difference[0].numel())
             outputs = [*inputs[1:], h]
             terms = {}
             for i in range(len(inputs) - 1, -1, -1):
@@ -240,7 +238,7 @@ class _ChainRoute:
                         layer, a, delta, reference, i > 0, stacked
                     )
             terms = [terms[id(owner)] for owner in self.owners]
-            return error, _mean_cosine(terms, self.references, scale)
+            return error, _mean_cosine(terms, self.references)
 
 
 def _forward(layer, h, in_place=False):

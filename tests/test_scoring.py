@@ -277,3 +277,21 @@ def test_auto_chunks_score_as_explicit_ones(digits):
     auto = GradientAnomalyDetector(max_epochs=1, random_state=0).fit(X)
     explicit = copy.copy(auto).set_params(score_batch_size=_scoring.MLP_CHUNK_ROWS)
     np.testing.assert_array_equal(auto.score_samples(X), explicit.score_samples(X))
+
+
+def test_gradients_of_large_inputs_keep_their_headroom():
+    # Squared norms grow as the fourth power of the input scale. Scoring keeps the
+    # output gradient's 2 / size factor (cosines would not need it), so inputs 300
+    # times the accepted 1e9 still give finite terms here (without the factor: NaN).
+    import warnings
+
+    from gradient_ad import GradientAnomalyDetector
+
+    X = np.random.RandomState(0).rand(40, 1, 16, 16).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = GradientAnomalyDetector(max_epochs=2, conv_channels=(4, 4, 8, 8), random_state=0).fit(
+            X * 1e9
+        )
+    error, alignment = score_terms(est.net_.module_, X * 3e11, 64)
+    assert np.isfinite(error).all() and np.isfinite(alignment).all()
