@@ -46,7 +46,8 @@ __all__ = ["score_terms", "per_sample_terms"]
 _EPS = 1e-8  # as in torch.nn.functional.cosine_similarity
 
 # Measured with benchmarks/bench_scoring.py on a 2-core CPU: the reference network on
-# 28 x 28 images scores fastest per row in chunks of 256-512 rows, the MLP in 2048.
+# 28 x 28 images scores fastest per row in chunks of 256-512 rows, the MLP in 2048
+# (benchmarks/bench_chunks.py).
 CONV_CHUNK_ROWS = 256
 MLP_CHUNK_ROWS = 2048
 # Chunks of other networks (and on accelerators) with batch_size='auto'.

@@ -1,0 +1,106 @@
+"""Measurements behind the scoring defaults: chunk sizes and tiny calls.
+
+- ``chunks``: rows per second of ``score_samples`` with several ``score_batch_size``
+  values (the MLP on 100 features; the convolutional network on 28 x 28 images with
+  its CPU cap ``CONV_CHUNK_ROWS`` varied), beside a plain forward pass in chunks of
+  256, 1024 and 4096 rows; repeats interleaved, medians. This chose
+  ``score_batch_size='auto'``.
+- ``tiny``: milliseconds of ``score_samples`` on three rows: every call pays for one
+  full, padded chunk.
+
+Example::
+
+    python benchmarks/bench_chunks.py --threads 1
+    python benchmarks/bench_chunks.py --threads 2 --section chunks
+"""
+
+import argparse
+import copy
+import functools
+import statistics
+import time
+
+import numpy as np
+import torch
+from bench_scoring import fitted_detector, forward_errors, machine
+
+from gradient_ad import _scoring
+
+
+def _medians(functions, repeats, clock):
+    for f in functions.values():  # warm-up
+        f()
+    times = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, f in functions.items():
+            start = clock()
+            f()
+            times[name].append(clock() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _score_with_cap(detector, X, rows):
+    saved = _scoring.CONV_CHUNK_ROWS
+    _scoring.CONV_CHUNK_ROWS = rows
+    try:
+        detector.score_samples(X)
+    finally:
+        _scoring.CONV_CHUNK_ROWS = saved
+
+
+def bench_chunks(repeats, clock):
+    print("\n== chunks: rows per second of score_samples (and x the fastest forward) ==")
+    cases = (((100,), 262_144, (1024, 2048, 4096, 8192)), ((28, 28), 4096, (128, 256, 512)))
+    for shape, n_rows, sizes in cases:
+        detector = fitted_detector(shape)
+        X = np.random.default_rng(1).random((n_rows, *shape), dtype=np.float32)
+        samples = X.reshape(n_rows, *detector.input_shape_)
+        autoencoder = detector.net_.module_.autoencoder
+        functions = {}
+        for rows in sizes:
+            if len(shape) == 1:
+                scorer = copy.copy(detector).set_params(score_batch_size=rows)  # same net
+                functions[f"score {rows}"] = functools.partial(scorer.score_samples, X)
+            else:
+                functions[f"score {rows}"] = functools.partial(_score_with_cap, detector, X, rows)
+        for rows in (256, 1024, 4096):
+            functions[f"forward {rows}"] = functools.partial(
+                forward_errors, autoencoder, samples, rows
+            )
+        rates = {k: n_rows / t for k, t in _medians(functions, repeats, clock).items()}
+        fastest = max(v for k, v in rates.items() if k.startswith("forward"))
+        print("mlp 100" if len(shape) == 1 else "conv 28x28 (CPU cap varied)")
+        for k, v in rates.items():
+            print(f"  {k:<14} {v:>12,.0f}   {v / fastest:.2f} x forward")
+
+
+def bench_tiny(repeats, clock):
+    print("\n== tiny: ms of score_samples on 3 rows (one padded chunk) ==")
+    for shape in ((100,), (28, 28)):
+        detector = fitted_detector(shape)
+        X = np.random.default_rng(1).random((3, *shape), dtype=np.float32)
+        times = _medians({"tiny": functools.partial(detector.score_samples, X)}, repeats, clock)
+        name = "mlp 100" if len(shape) == 1 else "conv 28x28"
+        print(f"  {name:<14} {times['tiny'] * 1000:8.2f} ms")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--section", nargs="+", default=["chunks", "tiny"], choices=["chunks", "tiny"]
+    )
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    # CPU time is robust to other load on one thread; with more threads, wall time.
+    clock = time.process_time if args.threads == 1 else time.perf_counter
+    print("machine:", machine())
+    print("clock:", "cpu" if args.threads == 1 else "wall")
+    sections = {"chunks": bench_chunks, "tiny": bench_tiny}
+    for name in args.section:
+        sections[name](args.repeats, clock)
+
+
+if __name__ == "__main__":
+    main()
