@@ -17,26 +17,13 @@ Example::
 import argparse
 import copy
 import functools
-import statistics
-import time
 
+import bench_scoring
 import numpy as np
 import torch
-from bench_scoring import fitted_detector, forward_errors, machine
+from bench_scoring import fitted_detector, forward_errors, interleaved_medians, machine
 
 from gradient_ad import _scoring
-
-
-def _medians(functions, repeats, clock):
-    for f in functions.values():  # warm-up
-        f()
-    times = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, f in functions.items():
-            start = clock()
-            f()
-            times[name].append(clock() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def _score_with_cap(detector, X, rows):
@@ -48,7 +35,7 @@ def _score_with_cap(detector, X, rows):
         _scoring.CONV_CHUNK_ROWS = saved
 
 
-def bench_chunks(repeats, clock):
+def bench_chunks(repeats):
     print("\n== chunks: rows per second of score_samples (and x the fastest forward) ==")
     cases = (((100,), 262_144, (1024, 2048, 4096, 8192)), ((28, 28), 4096, (128, 256, 512)))
     for shape, n_rows, sizes in cases:
@@ -67,19 +54,20 @@ def bench_chunks(repeats, clock):
             functions[f"forward {rows}"] = functools.partial(
                 forward_errors, autoencoder, samples, rows
             )
-        rates = {k: n_rows / t for k, t in _medians(functions, repeats, clock).items()}
+        rates = {k: n_rows / t for k, t in interleaved_medians(functions, repeats).items()}
         fastest = max(v for k, v in rates.items() if k.startswith("forward"))
         print("mlp 100" if len(shape) == 1 else "conv 28x28 (CPU cap varied)")
         for k, v in rates.items():
             print(f"  {k:<14} {v:>12,.0f}   {v / fastest:.2f} x forward")
 
 
-def bench_tiny(repeats, clock):
+def bench_tiny(repeats):
     print("\n== tiny: ms of score_samples on 3 rows (one padded chunk) ==")
     for shape in ((100,), (28, 28)):
         detector = fitted_detector(shape)
         X = np.random.default_rng(1).random((3, *shape), dtype=np.float32)
-        times = _medians({"tiny": functools.partial(detector.score_samples, X)}, repeats, clock)
+        score = functools.partial(detector.score_samples, X)
+        times = interleaved_medians({"tiny": score}, repeats)
         name = "mlp 100" if len(shape) == 1 else "conv 28x28"
         print(f"  {name:<14} {times['tiny'] * 1000:8.2f} ms")
 
@@ -94,12 +82,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     # CPU time is robust to other load on one thread; with more threads, wall time.
-    clock = time.process_time if args.threads == 1 else time.perf_counter
+    bench_scoring.clock = bench_scoring.CLOCKS["cpu" if args.threads == 1 else "wall"]
     print("machine:", machine())
-    print("clock:", "cpu" if args.threads == 1 else "wall")
+    print("clock:", bench_scoring.clock_name())
     sections = {"chunks": bench_chunks, "tiny": bench_tiny}
     for name in args.section:
-        sections[name](args.repeats, clock)
+        sections[name](args.repeats)
 
 
 if __name__ == "__main__":

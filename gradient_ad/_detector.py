@@ -315,14 +315,16 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         held_out_terms = self._score_terms(net, held_out)
         _check_finite(held_out_terms[0] - held_out_terms[1], "the training data")
         beta = _auto_beta(*held_out_terms) if self.beta == "auto" else float(self.beta)
+        terms = held_out_terms
+        if self.contamination != "auto" and held_out is not X:
+            # A float contamination is a share of all the training data.
+            terms = self._score_terms(net, X)
+            _check_finite(terms[0] - terms[1], "the training data")
+        scores = -_anomaly_score(*terms, beta)
         if self.contamination == "auto":
-            scores = -_anomaly_score(*held_out_terms, beta)
             q1, q3 = np.percentile(scores, [25, 75])
             offset = q1 - _TUKEY_K * (q3 - q1)
         else:
-            terms = held_out_terms if held_out is X else self._score_terms(net, X)
-            scores = -_anomaly_score(*terms, beta)
-            _check_finite(scores, "the training data")
             offset = np.percentile(scores, 100.0 * self.contamination)
 
         self.input_shape_ = shape

@@ -149,17 +149,12 @@ def _per_sample_error(recon, x):
     return (recon - x).pow(2).flatten(1).mean(1)
 
 
-def _cosine(dot, norm, reference):  # also used by _maps
-    # As torch.nn.functional.cosine_similarity: each norm clamped on its own. Clamping
-    # their product instead would shrink the cosines of a trained network, whose
-    # gradients and references are small.
-    return dot / (norm.clamp_min(_EPS) * reference.norm().clamp_min(_EPS))
-
-
 def _mean_cosine(terms, references):
     """Mean over layers of ``dot / (norm * ||reference||)``, from ``(dot, norm)`` pairs
     of per-sample numerators and gradient norms; each norm is clamped to ``_EPS`` on
-    its own, as in :func:`torch.nn.functional.cosine_similarity`."""
+    its own, as in :func:`torch.nn.functional.cosine_similarity` (clamping their
+    product would shrink the cosines of a trained network, whose gradients and
+    references are small)."""
     dots = torch.stack([dot for dot, _ in terms])
     norms = torch.stack([norm for _, norm in terms])
     reference_norms = torch.stack([reference.norm() for reference in references])
@@ -218,10 +213,8 @@ class _ChainRoute:
             target = h
             if not self.flatten and h.device.type == "cpu":
                 # oneDNN's CPU convolutions work in channels-last layout: fed NCHW, they
-                # reorder inputs and outputs at every layer (a transposed convolution of
-                # the reference network ran 2.3 times slower that way).
-                # A copy: for one channel, .contiguous() would keep NCHW strides, which
-                # convolutions then follow.
+                # reorder inputs and outputs at every layer. A copy: for one channel,
+                # .contiguous() would keep NCHW strides, which convolutions then follow.
                 h = h.clone(memory_format=torch.channels_last)
             # Activations overwrite their input (an intermediate result, never x).
             for layer in self.layers[: self.first]:
