@@ -20,7 +20,7 @@ from torch import nn
 
 from ._inputs import to_samples
 from ._modules import ConvAutoencoder, GradConModule, MLPAutoencoder
-from ._net import GradConNet
+from ._net import REFERENCE_RULES, GradConNet
 from ._persistence import model_digest
 from ._progress import fit_progress_callbacks
 from ._scoring import score_terms
@@ -77,6 +77,12 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     alpha : float, default=0.03
         Weight of the gradient constraint in the training loss. ``0`` trains a plain
         autoencoder (the reference gradients are still recorded).
+    reference : {'total', 'reconstruction'}, default='total'
+        What the reference gradient (the running mean over all training iterations)
+        averages. ``'total'``: the gradient of the whole training loss, constraint
+        included, with respect to each constrained tensor, as in the authors' code.
+        ``'reconstruction'``: the gradient of the reconstruction loss alone. See
+        :ref:`user_guide`.
     beta : float or 'auto', default=0.12
         Weight of the gradient term in the anomaly score
         ``reconstruction_error - beta * alignment``. It is not scale-free: the
@@ -183,6 +189,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         "conv_channels": [tuple, list],
         "constrained": [StrOptions({"decoder", "all"}), list, tuple],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "reference": [StrOptions(set(REFERENCE_RULES))],
         "beta": [Interval(numbers.Real, 0, None, closed="left"), StrOptions({"auto"})],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -213,6 +220,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         conv_channels=(32, 32, 64, 64),
         constrained="decoder",
         alpha=0.03,
+        reference="total",
         beta=0.12,
         max_epochs=100,
         batch_size=64,
@@ -236,6 +244,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         self.conv_channels = conv_channels
         self.constrained = constrained
         self.alpha = alpha
+        self.reference = reference
         self.beta = beta
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -405,6 +414,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         kwargs = {
             "module": module,
             "alpha": self.alpha,
+            "reference": self.reference,
             "criterion": nn.MSELoss,
             "optimizer": torch.optim.Adam,
             "lr": self.lr,

@@ -210,9 +210,10 @@ def constrained_parameter_names(module, constrained="decoder"):
 class GradConModule(nn.Module):
     """An autoencoder together with GradCon's reference gradients.
 
-    The reference gradients (the running mean of the constrained tensors'
-    reconstruction gradients over all training iterations) and the number of
-    iterations averaged are buffers, so ``state_dict``, pickling and skorch's
+    The reference gradients (the running mean over all training iterations of the
+    constrained tensors' training gradients, see
+    :class:`~gradient_ad._net.GradConNet`) and the number of iterations averaged are
+    buffers, so ``state_dict``, pickling and skorch's
     save/load carry them and device moves follow the parameters.
 
     Parameters

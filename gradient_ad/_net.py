@@ -5,7 +5,9 @@ import torch.nn.functional as F
 from skorch import NeuralNet
 from skorch.dataset import unpack_data
 
-__all__ = ["GradConNet", "gradient_alignment"]
+__all__ = ["GradConNet", "REFERENCE_RULES", "gradient_alignment"]
+
+REFERENCE_RULES = ("total", "reconstruction")
 
 
 def gradient_alignment(gradients, references):
@@ -23,10 +25,10 @@ class GradConNet(NeuralNet):
     mini-batch ``x`` the step computes the reconstruction loss ``L_rec`` (the
     criterion between ``module(x)`` and ``x``), its gradients ``g_l`` with respect to
     the constrained tensors (a double backward keeps them differentiable), and
-    minimises ``L_rec - alpha * mean_l cos(g_l, gbar_l)``, where ``gbar_l`` is the
-    cumulative mean of ``g_l`` over all previous training iterations. The first
-    iteration has no reference and trains on ``L_rec`` alone. After each step the
-    reference is updated with that step's ``g_l``.
+    minimises ``L = L_rec - alpha * mean_l cos(g_l, gbar_l)``, where ``gbar_l`` is the
+    cumulative mean over all previous training iterations of the gradient named by
+    ``reference``. The first iteration has no reference and trains on ``L_rec`` alone.
+    After each backward pass the reference is updated with that step's gradient.
 
     The validation loss is the same quantity, computed without updating the
     reference, so early stopping and checkpointing select on GradCon's own objective.
@@ -38,13 +40,24 @@ class GradConNet(NeuralNet):
         Autoencoder with reference-gradient buffers.
     alpha : float, default=0.03
         Weight of the gradient constraint.
+    reference : {'total', 'reconstruction'}, default='total'
+        What the reference averages. ``'total'``: the gradient of the whole training
+        loss ``L`` with respect to each constrained tensor, second-order term of the
+        constraint included (what the authors' code reads from ``.grad`` after the
+        backward pass). ``'reconstruction'``: the reconstruction gradients ``g_l``.
     **kwargs
         Passed to :class:`skorch.NeuralNet`.
     """
 
-    def __init__(self, module, *args, alpha=0.03, **kwargs):
+    def __init__(self, module, *args, alpha=0.03, reference="total", **kwargs):
         super().__init__(module, *args, **kwargs)
         self.alpha = alpha
+        self.reference = reference
+
+    def initialize(self):
+        if self.reference not in REFERENCE_RULES:
+            raise ValueError(f"reference must be one of {REFERENCE_RULES}, got {self.reference!r}")
+        return super().initialize()
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         # An autoencoder reconstructs its input: the target is X, whatever y holds.
@@ -66,9 +79,12 @@ class GradConNet(NeuralNet):
         gradients = torch.autograd.grad(loss_rec, params, create_graph=training)
         alignment = gradient_alignment(gradients, module.reference_gradients())
         loss = loss_rec - self.alpha * alignment
-        if training:
-            loss.backward()
-        return loss, loss_rec, recon, [g.detach() for g in gradients]
+        if not training:
+            return loss, loss_rec, recon, None
+        loss.backward()
+        if self.reference == "total":
+            gradients = [p.grad for p in params]
+        return loss, loss_rec, recon, [g.detach().clone() for g in gradients]
 
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
