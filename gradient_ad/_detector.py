@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -18,6 +19,13 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from torch import nn
 
+from ._collapse import (
+    COLLAPSED_SPREAD,
+    is_collapsed,
+    kaiming_init,
+    reconstruction_spread,
+    spread_rows,
+)
 from ._inputs import to_samples
 from ._modules import ConvAutoencoder, GradConModule, MLPAutoencoder
 from ._net import REFERENCE_RULES, GradConNet
@@ -116,6 +124,16 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         Patience of early stopping, in epochs.
     tol : float, default=1e-4
         Relative improvement of the validation loss that counts as one.
+    max_restarts : int, default=3
+        Restarts after a collapsed training run. A network that returns nearly the same
+        output whatever the input (a dead start, common on sparse images with dark
+        backgrounds) is detected after training: its reconstructions keep less than
+        5% of the variance of held-out training rows. The detector then trains again
+        from the next seed, with Kaiming-normal weights for the package's networks (a
+        callable ``network`` is called again), at most ``max_restarts`` times; if the
+        network is still collapsed, a :class:`~sklearn.exceptions.ConvergenceWarning`
+        says so. ``0`` only warns. A module instance is never re-initialised. See
+        :ref:`user_guide`.
     score_batch_size : int or 'auto', default='auto'
         Rows scored at once. ``'auto'``: 2048 for the MLP, 1024 for other networks,
         the fastest on the machines measured (see :ref:`performance`). On the CPU the
@@ -155,7 +173,12 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     input_shape_ : tuple of int
         Shape of one sample as the network sees it.
     n_iter_ : int
-        Epochs run.
+        Epochs run (in the last training run, after restarts).
+    n_restarts_ : int
+        Training runs restarted because the network had collapsed.
+    reconstruction_spread_ : float
+        Share of the variance of held-out training rows that the fitted network's
+        reconstructions keep: near 0 for a collapsed network.
     n_features_in_ : int
         Number of features (for images: the size of the second axis) seen in fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -200,6 +223,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "max_restarts": [Interval(numbers.Integral, 0, None, closed="left")],
         "score_batch_size": [
             Interval(numbers.Integral, 1, None, closed="left"),
             StrOptions({"auto"}),
@@ -231,6 +255,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
+        max_restarts=3,
         score_batch_size="auto",
         device="cpu",
         random_state=None,
@@ -255,6 +280,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.max_restarts = max_restarts
         self.score_batch_size = score_batch_size
         self.device = device
         self.random_state = random_state
@@ -307,17 +333,36 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         train, valid = self._split(X, seed)
 
-        with _seeded(seed, device):
-            module = GradConModule(self._build_network(shape, X), self.constrained)
-            _check_reconstruction_shape(module, X[:2])
-            net = GradConNet(**self._net_kwargs(module, valid, device, seed))
-            net.fit(train, y=None)
-        _check_training_ran(net)
-        # skorch maps its fitted attributes (module_, ...) to the CPU when a model saved on
-        # CUDA is loaded without CUDA, but pickles the `module` parameter (the same
-        # instance, passed in above) plainly, which then fails to load: map it too.
-        net.cuda_dependent_attributes_ = [*net.cuda_dependent_attributes_, "module"]
-        net.module_.eval()
+        probe = spread_rows(X, seed)
+        attempts = self.max_restarts + 1 if self._can_restart() else 1
+        for restart in range(attempts):
+            attempt_seed = (seed + restart) % np.iinfo(np.int32).max
+            with _seeded(attempt_seed, device):
+                network = self._build_network(shape, X, reinitialise=restart > 0)
+                module = GradConModule(network, self.constrained)
+                if restart == 0:
+                    _check_reconstruction_shape(module, X[:2])
+                net = GradConNet(**self._net_kwargs(module, valid, device, attempt_seed))
+                net.fit(train, y=None)
+            interrupted = _check_training_ran(net)
+            # skorch maps its fitted attributes (module_, ...) to the CPU when a model
+            # saved on CUDA is loaded without CUDA, but pickles the `module` parameter (the
+            # same instance, passed in above) plainly, which then fails to load: map it too.
+            net.cuda_dependent_attributes_ = [*net.cuda_dependent_attributes_, "module"]
+            net.module_.eval()
+            spread = _spread(net, probe)
+            if interrupted or not is_collapsed(spread):
+                break
+            if self.verbose and restart + 1 < attempts:
+                print(
+                    f"The network collapsed to one output (reconstruction spread "
+                    f"{spread:.2g}); restarting from a Kaiming initialisation "
+                    f"({restart + 1} of {self.max_restarts})."
+                )
+        if is_collapsed(spread):
+            warnings.warn(
+                _collapse_message(self, spread, restart), ConvergenceWarning, stacklevel=4
+            )
 
         # Held-out normal data calibrates beta='auto' and contamination='auto'.
         held_out = X if valid is None else valid
@@ -339,6 +384,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         self.input_shape_ = shape
         self.net_ = net
         self.n_iter_ = len(net.history)
+        self.n_restarts_ = restart
+        self.reconstruction_spread_ = spread
         self.beta_ = beta
         self.offset_ = float(offset)
         return self
@@ -350,6 +397,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             "offset_",
             "input_shape_",
             "n_iter_",
+            "n_restarts_",
+            "reconstruction_spread_",
             "n_features_in_",
             "feature_names_in_",
         ):
@@ -366,7 +415,13 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         train, valid = train_test_split(X, test_size=self.validation_fraction, random_state=seed)
         return train, valid
 
-    def _build_network(self, shape, X):
+    def _can_restart(self):
+        # A module instance carries the caller's weights: it is never re-initialised.
+        return not isinstance(self.network, nn.Module)
+
+    def _build_network(self, shape, X, reinitialise=False):
+        """The autoencoder; ``reinitialise``: a restart after a collapse (Kaiming
+        initialisation for the package's networks, a fresh call for a callable)."""
         network = self.network
         sigmoid = bool(X.min() >= 0 and X.max() <= 1)
         if network == "auto":
@@ -377,13 +432,15 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
                     "network='conv' needs images: pass X as (n, H, W) or (n, C, H, W), "
                     "or flat rows with input_shape"
                 )
-            return ConvAutoencoder(shape, tuple(self.conv_channels), sigmoid_output=sigmoid)
+            module = ConvAutoencoder(shape, tuple(self.conv_channels), sigmoid_output=sigmoid)
+            return kaiming_init(module) if reinitialise else module
         if network == "mlp":
             hidden = self.hidden_sizes
             if hidden == "auto":
                 n_features = int(np.prod(shape))
                 hidden = (64, 32, max(1, min(16, n_features // 2)))
-            return MLPAutoencoder(shape, tuple(hidden), sigmoid_output=sigmoid)
+            module = MLPAutoencoder(shape, tuple(hidden), sigmoid_output=sigmoid)
+            return kaiming_init(module) if reinitialise else module
         if isinstance(network, nn.Module):
             return copy.deepcopy(network)
         module = network(shape)
@@ -630,7 +687,8 @@ def _check_training_ran(net):
         for _, callback in net.callbacks_
     )
     finished = "train_loss" in history[-1] and len(history) >= net.max_epochs
-    if not (stopped_early or finished):
+    interrupted = not (stopped_early or finished)
+    if interrupted:
         done = sum("train_loss" in row for row in history)
         warnings.warn(
             f"fit was interrupted (KeyboardInterrupt) after {done} complete epoch(s) of "
@@ -638,6 +696,30 @@ def _check_training_ran(net):
             UserWarning,
             stacklevel=5,
         )
+    return interrupted
+
+
+def _spread(net, probe):
+    module = net.module_
+    dtype = next(module.parameters()).dtype
+    return reconstruction_spread(module, torch.as_tensor(probe).to(net.device, dtype))
+
+
+def _collapse_message(detector, spread, n_restarts):
+    tried = f" after {n_restarts} restart(s) from a Kaiming initialisation" if n_restarts else ""
+    if not detector._can_restart():
+        advice = (
+            "The network was passed as a module instance, so it is not re-initialised: "
+            "pass a callable network(input_shape) instead, or initialise it differently"
+        )
+    else:
+        advice = "Try more max_restarts, a lower lr, or more epochs"
+    return (
+        f"The network collapsed to one output whatever the input{tried}: its "
+        f"reconstructions keep {spread:.2g} of the training data's variance (below "
+        f"{COLLAPSED_SPREAD}), so its scores rank samples by their distance to that one "
+        f"output (for images, by their brightness). {advice}."
+    )
 
 
 def _check_finite(scores, what):

@@ -142,8 +142,10 @@ def evaluate(split, seed, detector_params=None, methods=METHODS):
     Returns
     -------
     results : dict
-        ``{method: {"auroc", "valid_auroc", "fit_seconds", "epochs"}}``;
-        ``valid_auroc`` is ``None`` without anomalies in the validation split.
+        ``{method: {"auroc", "valid_auroc", "fit_seconds", "epochs"}}``, and for the
+        networks ``"restarts"`` (training runs restarted after a collapse) and
+        ``"spread"`` (the fitted ``reconstruction_spread_``); ``valid_auroc`` is
+        ``None`` without anomalies in the validation split.
     """
     params = {"random_state": seed, **(detector_params or {})}
     results = {}
@@ -161,13 +163,13 @@ def evaluate(split, seed, detector_params=None, methods=METHODS):
                 score = _gradcon_scorer(method, betas.get(method))
                 valid_score = None if valid is None else score(*valid)
                 results[method] = _record(split, score(*test), valid_score, seconds)
-                results[method]["epochs"] = detector.n_iter_
+                results[method] |= _training_record(detector)
     if "autoencoder" in methods:
         ae, seconds = _timed_fit(GradientAnomalyDetector(**{**params, "alpha": 0}), split.X_train)
         test_error = ae.score_components(split.X_test)[0]
         valid_error = None if split.y_valid is None else ae.score_components(split.X_valid)[0]
         results["autoencoder"] = _record(split, test_error, valid_error, seconds)
-        results["autoencoder"]["epochs"] = ae.n_iter_
+        results["autoencoder"] |= _training_record(ae)
     flat = _flat(split)
     for method, model in (
         ("isolation_forest", IsolationForest(random_state=seed)),
@@ -178,6 +180,15 @@ def evaluate(split, seed, detector_params=None, methods=METHODS):
             valid = None if split.y_valid is None else -model.score_samples(flat.X_valid)
             results[method] = _record(split, -model.score_samples(flat.X_test), valid, seconds)
     return results
+
+
+def _training_record(detector):
+    """How training went: epochs, restarts after a collapse, and the final spread."""
+    return {
+        "epochs": detector.n_iter_,
+        "restarts": detector.n_restarts_,
+        "spread": round(float(detector.reconstruction_spread_), 4),
+    }
 
 
 def _gradcon_scorer(method, beta):

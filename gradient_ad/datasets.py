@@ -7,7 +7,9 @@ and what was expected when a file is missing, of another format, or truncated:
   files, gzipped or not);
 - :func:`load_cifar10` reads CIFAR-10's python batches;
 - :func:`load_table` reads an ODDS ``.mat`` or an ADBench ``.npz`` file (``X``, ``y``);
-- :func:`load_digits_images` is scikit-learn's digits, for runs without any download.
+- :func:`load_digits_images` is scikit-learn's digits, for runs without any download;
+  :func:`make_canvas_digits` puts them on a black 28 x 28 canvas, sparse images like
+  MNIST's.
 
 The splitters implement the evaluation protocols of Kwon et al. (ECCV 2020) and return
 a :class:`OneClassSplit` (labels: 1 = anomaly, 0 = normal):
@@ -37,6 +39,7 @@ __all__ = [
     "load_idx",
     "load_idx_file",
     "load_table",
+    "make_canvas_digits",
     "split_official",
     "split_pooled_folds",
     "split_table",
@@ -296,6 +299,58 @@ def load_digits_images():
 
     X, y = load_digits(return_X_y=True)
     return (X / 16.0).reshape(-1, 8, 8), y
+
+
+def make_canvas_digits(n_samples=3000, digits=None, size=28, zoom=2.5, random_state=0):
+    """scikit-learn's digits enlarged onto the centre of a black canvas (no download).
+
+    Sparse images (most pixels 0), like MNIST's: the data on which an autoencoder with
+    PyTorch's default initialisation often falls into a dead start (one output image
+    whatever the input). Each digit is enlarged by linear interpolation
+    (:func:`scipy.ndimage.zoom`, ``order=1``); rows are drawn with replacement.
+
+    Parameters
+    ----------
+    n_samples : int, default=3000
+        Rows drawn.
+    digits : sequence of int, default=None
+        Classes to draw from; ``None`` takes all ten.
+    size : int, default=28
+        Side of the square canvas.
+    zoom : float, default=2.5
+        Enlargement of the 8 x 8 digits (2.5 gives 20 x 20).
+    random_state : int, default=0
+        Seeds which rows are drawn.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, size, size), uint8
+    y : ndarray of shape (n_samples,), int
+
+    Examples
+    --------
+    >>> from gradient_ad.datasets import make_canvas_digits
+    >>> X, y = make_canvas_digits(100, digits=[0])
+    >>> X.shape, X.dtype.name, set(y.tolist()), float((X == 0).mean()) > 0.5
+    ((100, 28, 28), 'uint8', {0}, True)
+    """
+    from scipy.ndimage import zoom as _zoom
+
+    images, labels = load_digits_images()
+    if digits is not None:
+        keep = np.isin(labels, list(digits))
+        if not keep.any():
+            raise ValueError(f"digits={digits!r} holds no class of 0-9")
+        images, labels = images[keep], labels[keep]
+    small = np.clip(_zoom(images, (1, zoom, zoom), order=1), 0, 1)
+    side = small.shape[1]
+    if side > size:
+        raise ValueError(f"zoom={zoom} makes {side}-pixel digits, larger than size={size}")
+    canvas = np.zeros((len(small), size, size))
+    top = (size - side) // 2
+    canvas[:, top : top + side, top : top + side] = small
+    rows = np.random.default_rng(random_state).choice(len(canvas), n_samples)
+    return (255 * canvas[rows]).round().astype(np.uint8), labels[rows]
 
 
 # -- one-class splits ----------------------------------------------------------------
