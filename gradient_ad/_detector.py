@@ -19,13 +19,7 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from torch import nn
 
-from ._collapse import (
-    COLLAPSED_SPREAD,
-    is_collapsed,
-    kaiming_init,
-    reconstruction_spread,
-    spread_rows,
-)
+from ._collapse import collapse_statistics, is_collapsed, kaiming_init, spread_rows
 from ._inputs import to_samples
 from ._modules import ConvAutoencoder, GradConModule, MLPAutoencoder
 from ._net import REFERENCE_RULES, GradConNet
@@ -128,7 +122,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         Restarts after a collapsed training run. A network that returns nearly the same
         output whatever the input (a dead start, common on sparse images with dark
         backgrounds) is detected after training: its reconstructions keep less than
-        5% of the variance of held-out training rows. The detector then trains again
+        1% of the variance of the training rows and do worse than returning the
+        data's mean (1.25 times its error or more). The detector then trains again
         from the next seed, with Kaiming-normal weights for the package's networks (a
         callable ``network`` is called again), at most ``max_restarts`` times; if the
         network is still collapsed, a :class:`~sklearn.exceptions.ConvergenceWarning`
@@ -177,8 +172,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     n_restarts_ : int
         Training runs restarted because the network had collapsed.
     reconstruction_spread_ : float
-        Share of the variance of held-out training rows that the fitted network's
-        reconstructions keep: near 0 for a collapsed network.
+        Share of the variance of (at most 512 of) the training rows that the fitted
+        network's reconstructions keep: near 0 for a collapsed network.
     n_features_in_ : int
         Number of features (for images: the size of the second axis) seen in fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -350,8 +345,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             # same instance, passed in above) plainly, which then fails to load: map it too.
             net.cuda_dependent_attributes_ = [*net.cuda_dependent_attributes_, "module"]
             net.module_.eval()
-            spread = _spread(net, probe)
-            if interrupted or not is_collapsed(spread):
+            spread, error_ratio = _collapse_statistics(net, probe)
+            if interrupted or not is_collapsed(spread, error_ratio):
                 break
             if self.verbose and restart + 1 < attempts:
                 print(
@@ -359,9 +354,11 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
                     f"{spread:.2g}); restarting from a Kaiming initialisation "
                     f"({restart + 1} of {self.max_restarts})."
                 )
-        if is_collapsed(spread):
+        if is_collapsed(spread, error_ratio):
             warnings.warn(
-                _collapse_message(self, spread, restart), ConvergenceWarning, stacklevel=4
+                _collapse_message(self, spread, error_ratio, restart),
+                ConvergenceWarning,
+                stacklevel=4,
             )
 
         # Held-out normal data calibrates beta='auto' and contamination='auto'.
@@ -699,13 +696,13 @@ def _check_training_ran(net):
     return interrupted
 
 
-def _spread(net, probe):
+def _collapse_statistics(net, probe):
     module = net.module_
     dtype = next(module.parameters()).dtype
-    return reconstruction_spread(module, torch.as_tensor(probe).to(net.device, dtype))
+    return collapse_statistics(module, torch.as_tensor(probe).to(net.device, dtype))
 
 
-def _collapse_message(detector, spread, n_restarts):
+def _collapse_message(detector, spread, error_ratio, n_restarts):
     tried = f" after {n_restarts} restart(s) from a Kaiming initialisation" if n_restarts else ""
     if not detector._can_restart():
         advice = (
@@ -713,12 +710,13 @@ def _collapse_message(detector, spread, n_restarts):
             "pass a callable network(input_shape) instead, or initialise it differently"
         )
     else:
-        advice = "Try more max_restarts, a lower lr, or more epochs"
+        advice = "Train longer (max_epochs), lower lr, or allow more max_restarts"
     return (
         f"The network collapsed to one output whatever the input{tried}: its "
-        f"reconstructions keep {spread:.2g} of the training data's variance (below "
-        f"{COLLAPSED_SPREAD}), so its scores rank samples by their distance to that one "
-        f"output (for images, by their brightness). {advice}."
+        f"reconstructions keep {spread:.2g} of the training data's variance, with "
+        f"{error_ratio:.3g} times the error of the data's mean, so its scores rank "
+        f"samples by their distance to that one output (for dark images, by their "
+        f"brightness). {advice}."
     )
 
 
