@@ -169,10 +169,12 @@ def test_interrupt_mid_training_keeps_weights_reached_and_warns(digits):
 
 
 def test_interrupt_with_early_stopping_restores_best_epoch(digits):
-    three = GradientAnomalyDetector(max_epochs=3, batch_size=16, random_state=0).fit(digits)
+    # No restart after a collapse: an interrupted fit never restarts, so neither may this.
+    common = {"batch_size": 16, "random_state": 0, "max_restarts": 0}
+    three = GradientAnomalyDetector(max_epochs=3, **common).fit(digits)
     assert three.net_.history[-1, "valid_loss_best"]  # epoch 3 is the best of three
     interrupted = GradientAnomalyDetector(
-        max_epochs=6, batch_size=16, random_state=0, callbacks=[InterruptAt(epoch=4, batch=3)]
+        max_epochs=6, callbacks=[InterruptAt(epoch=4, batch=3)], **common
     )
     with pytest.warns(UserWarning, match="after 3 complete epoch"):
         interrupted.fit(digits)
