@@ -29,6 +29,7 @@ COLLAPSED_ERROR_RATIO = 1.25
 # Rows of the training data the test runs on: enough for a stable variance, few enough
 # to cost one forward pass.
 SPREAD_ROWS = 512
+_FORWARD_ROWS = 64
 
 
 def collapse_statistics(module, X):
@@ -53,7 +54,8 @@ def collapse_statistics(module, X):
         Both are ``nan`` when the inputs do not vary at all.
     """
     with torch.no_grad():
-        recon = module(X)
+        # A few rows at a time: large images need memory for every layer's activations.
+        recon = torch.cat([module(chunk) for chunk in torch.split(X, _FORWARD_ROWS)])
     # float64 sums: variances of near-constant outputs are tiny next to the inputs'.
     x, recon = X.double().flatten(1), recon.double().flatten(1)
     total = x.var(dim=0).sum().item()
@@ -79,7 +81,8 @@ def spread_rows(X, seed):
 
 @torch.no_grad()
 def kaiming_init(module):
-    """Kaiming-normal weights (fan-in, ReLU gain) and zero biases for every layer.
+    """Kaiming-normal weights (ReLU gain, PyTorch's fan-in of the weight's shape) and
+    zero biases for every layer.
 
     Applies to the :class:`~torch.nn.Linear`, :class:`~torch.nn.Conv2d` and
     :class:`~torch.nn.ConvTranspose2d` layers of ``module``; other layers keep their

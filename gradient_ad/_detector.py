@@ -173,7 +173,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         Training runs restarted because the network had collapsed.
     reconstruction_spread_ : float
         Share of the variance of (at most 512 of) the training rows that the fitted
-        network's reconstructions keep: near 0 for a collapsed network.
+        network's reconstructions keep: near 0 for a collapsed network; ``nan`` when
+        the training rows do not vary.
     n_features_in_ : int
         Number of features (for images: the size of the second axis) seen in fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -328,35 +329,10 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         train, valid = self._split(X, seed)
 
-        probe = spread_rows(X, seed)
-        attempts = self.max_restarts + 1 if self._can_restart() else 1
-        for restart in range(attempts):
-            attempt_seed = (seed + restart) % np.iinfo(np.int32).max
-            with _seeded(attempt_seed, device):
-                network = self._build_network(shape, X, reinitialise=restart > 0)
-                module = GradConModule(network, self.constrained)
-                if restart == 0:
-                    _check_reconstruction_shape(module, X[:2])
-                net = GradConNet(**self._net_kwargs(module, valid, device, attempt_seed))
-                net.fit(train, y=None)
-            interrupted = _check_training_ran(net)
-            # skorch maps its fitted attributes (module_, ...) to the CPU when a model
-            # saved on CUDA is loaded without CUDA, but pickles the `module` parameter (the
-            # same instance, passed in above) plainly, which then fails to load: map it too.
-            net.cuda_dependent_attributes_ = [*net.cuda_dependent_attributes_, "module"]
-            net.module_.eval()
-            spread, error_ratio = _collapse_statistics(net, probe)
-            if interrupted or not is_collapsed(spread, error_ratio):
-                break
-            if self.verbose and restart + 1 < attempts:
-                print(
-                    f"The network collapsed to one output (reconstruction spread "
-                    f"{spread:.2g}); restarting from a Kaiming initialisation "
-                    f"({restart + 1} of {self.max_restarts})."
-                )
-        if is_collapsed(spread, error_ratio):
+        net, restarts, statistics, stopped = self._train(shape, X, train, valid, device, seed)
+        if is_collapsed(*statistics):
             warnings.warn(
-                _collapse_message(self, spread, error_ratio, restart),
+                _collapse_message(self, *statistics, restarts, stopped),
                 ConvergenceWarning,
                 stacklevel=4,
             )
@@ -381,8 +357,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         self.input_shape_ = shape
         self.net_ = net
         self.n_iter_ = len(net.history)
-        self.n_restarts_ = restart
-        self.reconstruction_spread_ = spread
+        self.n_restarts_ = restarts
+        self.reconstruction_spread_ = statistics[0]
         self.beta_ = beta
         self.offset_ = float(offset)
         return self
@@ -412,6 +388,60 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         train, valid = train_test_split(X, test_size=self.validation_fraction, random_state=seed)
         return train, valid
 
+    def _train(self, shape, X, train, valid, device, seed):
+        """Train, and train again while the network has collapsed to one output.
+
+        Returns the net, the restarts made, its collapse statistics, and why restarts
+        stopped early (``None``, or a reason).
+        """
+        probe = spread_rows(X, seed)
+        attempts = self.max_restarts + 1 if self._can_restart() else 1
+        net = statistics = None
+        for restart in range(attempts):
+            try:
+                candidate, interrupted = self._train_once(
+                    shape,
+                    X,
+                    train,
+                    valid,
+                    device,
+                    (seed + restart) % np.iinfo(np.int32).max,
+                    reinitialise=restart > 0,
+                )
+            except (FloatingPointError, KeyboardInterrupt) as error:
+                if net is None:
+                    raise
+                # A restart that fails must not lose the fit made before it.
+                return net, restart - 1, statistics, f"restart {restart} failed: {error}"
+            net = candidate
+            statistics = _collapse_statistics(net, probe)
+            if interrupted:
+                return net, restart, statistics, "fit was interrupted"
+            if not is_collapsed(*statistics):
+                break
+            if self.verbose and restart + 1 < attempts:
+                print(
+                    f"The network collapsed to one output (reconstruction spread "
+                    f"{statistics[0]:.2g}); restarting from a fresh initialisation "
+                    f"({restart + 1} of {self.max_restarts})."
+                )
+        return net, restart, statistics, None
+
+    def _train_once(self, shape, X, train, valid, device, seed, reinitialise):
+        with _seeded(seed, device):
+            module = GradConModule(self._build_network(shape, X, reinitialise), self.constrained)
+            if not reinitialise:
+                _check_reconstruction_shape(module, X[:2])
+            net = GradConNet(**self._net_kwargs(module, valid, device, seed))
+            net.fit(train, y=None)
+        interrupted = _check_training_ran(net)
+        # skorch maps its fitted attributes (module_, ...) to the CPU when a model saved on
+        # CUDA is loaded without CUDA, but pickles the `module` parameter (the same
+        # instance, passed in above) plainly, which then fails to load: map it too.
+        net.cuda_dependent_attributes_ = [*net.cuda_dependent_attributes_, "module"]
+        net.module_.eval()
+        return net, interrupted
+
     def _can_restart(self):
         # A module instance carries the caller's weights: it is never re-initialised.
         return not isinstance(self.network, nn.Module)
@@ -420,9 +450,19 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         """The autoencoder; ``reinitialise``: a restart after a collapse (Kaiming
         initialisation for the package's networks, a fresh call for a callable)."""
         network = self.network
-        sigmoid = bool(X.min() >= 0 and X.max() <= 1)
+        if isinstance(network, nn.Module):
+            return copy.deepcopy(network)
         if network == "auto":
             network = "conv" if len(shape) == 3 else "mlp"
+        if network not in ("conv", "mlp"):
+            module = network(shape)
+            if not isinstance(module, nn.Module):
+                raise TypeError(
+                    "network(input_shape) must return a torch.nn.Module, got "
+                    f"{type(module).__name__}"
+                )
+            return module
+        sigmoid = bool(X.min() >= 0 and X.max() <= 1)
         if network == "conv":
             if len(shape) != 3:
                 raise ValueError(
@@ -430,22 +470,13 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
                     "or flat rows with input_shape"
                 )
             module = ConvAutoencoder(shape, tuple(self.conv_channels), sigmoid_output=sigmoid)
-            return kaiming_init(module) if reinitialise else module
-        if network == "mlp":
+        else:
             hidden = self.hidden_sizes
             if hidden == "auto":
                 n_features = int(np.prod(shape))
                 hidden = (64, 32, max(1, min(16, n_features // 2)))
             module = MLPAutoencoder(shape, tuple(hidden), sigmoid_output=sigmoid)
-            return kaiming_init(module) if reinitialise else module
-        if isinstance(network, nn.Module):
-            return copy.deepcopy(network)
-        module = network(shape)
-        if not isinstance(module, nn.Module):
-            raise TypeError(
-                f"network(input_shape) must return a torch.nn.Module, got {type(module).__name__}"
-            )
-        return module
+        return kaiming_init(module) if reinitialise else module
 
     def _net_kwargs(self, module, valid, device, seed):
         callbacks = [("stop_on_nonfinite_loss", _StopOnNonFiniteLoss())]
@@ -585,6 +616,13 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             )
         if "net_" in state and "beta_" not in state:
             state["beta_"] = float(state["beta"])  # saved before beta_ existed
+        # Saved before the reference rule and the collapse guard existed: it was trained
+        # with the reconstruction-only reference and never restarted.
+        state.setdefault("reference", "reconstruction")
+        state.setdefault("max_restarts", 0)
+        if "net_" in state:
+            state.setdefault("n_restarts_", 0)
+            state.setdefault("reconstruction_spread_", float("nan"))
         digest = state.pop("_gradient_ad_sha256", None)
         if digest is not None and model_digest(*_scored_with(state)) != digest:
             raise ValueError(
@@ -698,17 +736,21 @@ def _check_training_ran(net):
 
 def _collapse_statistics(net, probe):
     module = net.module_
-    dtype = next(module.parameters()).dtype
+    dtype = module.reference_gradients()[0].dtype  # as scoring does
     return collapse_statistics(module, torch.as_tensor(probe).to(net.device, dtype))
 
 
-def _collapse_message(detector, spread, error_ratio, n_restarts):
-    tried = f" after {n_restarts} restart(s) from a Kaiming initialisation" if n_restarts else ""
+def _collapse_message(detector, spread, error_ratio, n_restarts, stopped):
+    tried = f" after {n_restarts} restart(s) from a fresh initialisation" if n_restarts else ""
+    if stopped is not None:
+        tried += f" ({stopped})"
     if not detector._can_restart():
         advice = (
             "The network was passed as a module instance, so it is not re-initialised: "
             "pass a callable network(input_shape) instead, or initialise it differently"
         )
+    elif stopped == "fit was interrupted":
+        advice = "Fit again without interrupting it to let it restart"
     else:
         advice = "Train longer (max_epochs), lower lr, or allow more max_restarts"
     return (

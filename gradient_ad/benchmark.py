@@ -187,8 +187,12 @@ def _training_record(detector):
     return {
         "epochs": detector.n_iter_,
         "restarts": detector.n_restarts_,
-        "spread": round(float(detector.reconstruction_spread_), 4),
+        "spread": _finite_or_none(round(float(detector.reconstruction_spread_), 4)),
     }
+
+
+def _finite_or_none(value):
+    return value if np.isfinite(value) else None  # JSON has no NaN
 
 
 def _gradcon_scorer(method, beta):

@@ -140,6 +140,8 @@ def test_mismatched_input_shape_is_rejected_before_training(net_never_built):
 
 BAD_PARAMETERS = [
     (dict(alpha=-1.0), "'alpha' parameter"),
+    (dict(reference="gradient"), "'reference' parameter"),
+    (dict(max_restarts=-1), "'max_restarts' parameter"),
     (dict(beta=-0.1), "'beta' parameter"),
     (dict(batch_size=0), "'batch_size' parameter"),
     (dict(batch_size=2.5), "'batch_size' parameter"),

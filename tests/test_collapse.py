@@ -118,7 +118,34 @@ def test_a_module_instance_is_never_reinitialised(digits):
     assert detector.n_restarts_ == 0
     [warning] = caught
     assert "module instance" in str(warning.message)
-    assert torch.all(module.decoder[-2].bias == -20.0)  # the caller's module is untouched
+    # Trained from the caller's weights, not re-initialised: still saturated.
+    assert torch.all(detector.net_.module_.autoencoder.decoder[-2].bias < -19)
+
+
+class _Diverging(MLPAutoencoder):
+    def forward(self, x):
+        return super().forward(x) * float("inf")
+
+
+def test_a_restart_that_fails_keeps_the_fit_before_it(digits):
+    X, y = digits
+    calls = []
+
+    def network(shape):
+        calls.append(shape)
+        return _dead_start(shape) if len(calls) == 1 else _Diverging(shape, (16, 8))
+
+    detector, caught = _fit(X[y == 0], network=network)
+    assert len(calls) == 2 and detector.n_restarts_ == 0
+    [warning] = caught
+    assert "restart 1 failed: training diverged" in str(warning.message)
+    assert np.isfinite(detector.score_samples(X[:5])).all()
+
+
+def test_verbose_says_it_restarts(digits, capsys):
+    X, y = digits
+    _fit(X[y == 0], network=_first_call_dead()[0], verbose=1)
+    assert "restarting from a fresh initialisation (1 of 3)" in capsys.readouterr().out
 
 
 def test_max_restarts_zero_only_warns(digits):

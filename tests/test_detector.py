@@ -22,6 +22,9 @@ def test_fit_returns_self_and_fitted_attributes(digits):
     assert est.n_features_in_ == 64 and est.input_shape_ == (64,)
     assert 1 <= est.n_iter_ <= 3 == len(est.net_.history)
     assert est.net_.module_.n_reference_updates.item() > 0
+    assert est.net_.reference == "total"
+    assert 0 <= est.n_restarts_ <= est.max_restarts
+    assert est.reconstruction_spread_ > 0.01  # not collapsed (restarted if it was)
     scores = est.score_samples(X[:10])
     np.testing.assert_array_equal(est.decision_function(X[:10]), scores - est.offset_)
     labels = est.predict(X[:10])

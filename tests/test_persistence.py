@@ -233,3 +233,16 @@ def test_model_saved_before_beta_was_fitted_still_loads(fitted):
     loaded.__setstate__(state)
     assert loaded.beta_ == est.beta
     np.testing.assert_array_equal(loaded.decision_function(X), est.decision_function(X))
+
+
+def test_model_saved_before_the_reference_rule_and_restarts_still_loads(fitted):
+    est, X = fitted
+    state = est.__getstate__()
+    for name in ("reference", "max_restarts", "n_restarts_", "reconstruction_spread_"):
+        del state[name]
+    loaded = GradientAnomalyDetector.__new__(GradientAnomalyDetector)
+    loaded.__setstate__(state)
+    # Such a model was trained with the reconstruction-only reference, never restarted.
+    assert loaded.get_params()["reference"] == "reconstruction"
+    assert loaded.n_restarts_ == 0 and np.isnan(loaded.reconstruction_spread_)
+    np.testing.assert_array_equal(loaded.decision_function(X), est.decision_function(X))
