@@ -4,6 +4,8 @@ Example::
 
     python benchmarks/report.py benchmarks/results/odds_one_class.json
     python benchmarks/report.py --value valid_auroc benchmarks/results/fashion_mnist_seed0.json
+    python benchmarks/report.py --merge benchmarks/results/fashion_mnist_seed*.json \
+        benchmarks/results/fashion_mnist_class5_autoencoder.json
 """
 
 import argparse
@@ -43,11 +45,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("files", nargs="+")
     parser.add_argument("--value", default="auroc", choices=("auroc", "valid_auroc"))
-    parser.add_argument("--merge", action="store_true", help="one table from all files")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="one table from all files; a row of a later file replaces the row of an "
+        "earlier one for the same task, seed and method (a rerun)",
+    )
     args = parser.parse_args(argv)
     files = [_read(path) for path in args.files]
     if args.merge:
-        rows = [row for saved in files for row in saved["rows"]]
+        rows = list({_key(row): row for saved in files for row in saved["rows"]}.values())
         files = [{"rows": rows, "meta": {"command": " + ".join(args.files)}}]
     for path, saved in zip(args.files, files):
         rows = saved["rows"]
@@ -57,6 +64,10 @@ def main(argv=None):
         print()
         print(rst_table(rows, args.value))
         print()
+
+
+def _key(row):
+    return row["dataset"], row["task"], row["seed"], row["method"]
 
 
 def _read(path):
