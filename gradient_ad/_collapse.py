@@ -18,12 +18,11 @@ from torch import nn
 __all__ = ["collapse_statistics", "is_collapsed", "kaiming_init", "spread_rows"]
 
 # A dead start returns nearly one output whatever the input, and that output is far from
-# the data's mean (near-black on dark images). Measured (benchmarks/collapse.py and
-# docs/benchmarks.rst): dead starts keep 0 to 0.005 of the inputs' variance with 1.4 to 6
-# times the error of the data's mean; trained autoencoders keep 0.3 or more. A network
-# that is nearly constant but close to the mean (a small MLP on scikit-learn's digits:
-# spread 0.004 to 0.01, error 1.06 to 1.10 times the mean's) still ranks by the distance
-# to a template of the normal data, and detects well: it is not a collapse.
+# the data's mean (near-black on dark images). The spread alone cannot tell it from a
+# network that is nearly constant but close to the mean, which still ranks by the
+# distance to a template of the normal data and detects: on scikit-learn's digits the
+# MLP keeps a median 0.005 of the variance and reaches 0.97 AUROC (docs/benchmarks.rst,
+# benchmarks/results/development/digits.json). Hence the second condition, on the error.
 COLLAPSED_SPREAD = 0.01
 COLLAPSED_ERROR_RATIO = 1.25
 # Rows of the training data the test runs on: enough for a stable variance, few enough
@@ -87,8 +86,10 @@ def kaiming_init(module):
     Applies to the :class:`~torch.nn.Linear`, :class:`~torch.nn.Conv2d` and
     :class:`~torch.nn.ConvTranspose2d` layers of ``module``; other layers keep their
     initialisation. It keeps the signal's scale through a ReLU stack, where PyTorch's
-    default initialisation shrinks it by about 6 times per layer, which is what leaves
-    the dead start within reach on sparse inputs (measured in docs/benchmarks.rst).
+    default initialisation of a linear layer (weight variance ``1 / (3 fan_in)``) and
+    the ReLU after it shrink the signal's second moment about 6 times per layer. On
+    the canvas digits reproducer it ended every dead start that it restarted
+    (docs/benchmarks.rst).
     """
     for layer in module.modules():
         if type(layer) in (nn.Linear, nn.Conv2d, nn.ConvTranspose2d):
