@@ -23,16 +23,16 @@ import numpy as np
 import torch
 from bench_scoring import fitted_detector, forward_errors, interleaved_medians, machine
 
-from gradient_ad import _scoring
+from gradient_ad._scoring import routes
 
 
 def _score_with_cap(detector, X, rows):
-    saved = _scoring.CONV_CHUNK_ROWS
-    _scoring.CONV_CHUNK_ROWS = rows
+    saved = routes.CONV_CHUNK_ROWS
+    routes.CONV_CHUNK_ROWS = rows
     try:
         detector.score_samples(X)
     finally:
-        _scoring.CONV_CHUNK_ROWS = saved
+        routes.CONV_CHUNK_ROWS = saved
 
 
 def bench_chunks(repeats):

@@ -29,7 +29,6 @@ Example::
 """
 
 import argparse
-import contextlib
 import functools
 import os
 import platform
@@ -182,26 +181,6 @@ def bench_scoring(repeats, scale):
     return results
 
 
-@contextlib.contextmanager
-def _norms_by(way):
-    """Force how per-sample weight-gradient norms are computed (the default picks, per
-    layer, whichever needs the fewest multiply-adds)."""
-    saved = _scoring._gram_is_cheaper, _scoring._polyphase_is_cheapest
-    if way == "materialised":
-        _scoring._gram_is_cheaper = lambda *args: False
-    if way in ("materialised", "gram"):
-        _scoring._polyphase_is_cheapest = lambda *args: False
-    try:
-        yield
-    finally:
-        _scoring._gram_is_cheaper, _scoring._polyphase_is_cheapest = saved
-
-
-def _forced(way, route, module, x):
-    with _norms_by(way):
-        return route(module, x)
-
-
 def bench_routes(repeats):
     """The alternatives behind the default: rows per second of one chunk."""
     print(f"\n== scoring routes: rows per second of one chunk ({clock_name()}) ==")
@@ -209,16 +188,16 @@ def bench_routes(repeats):
         detector = fitted_detector(shape)
         module = detector.net_.module_
         x = torch.rand(rows, *detector.input_shape_, generator=torch.Generator().manual_seed(5))
-        chain = _scoring.per_sample_terms  # picks the chain route for these networks
+        terms = _scoring.per_sample_terms  # the chain route for these networks
         methods = {"forward": functools.partial(forward_errors, module.autoencoder, x, rows)}
-        methods["chain route (default)"] = functools.partial(chain, module, x)
+        methods["chain route (default)"] = functools.partial(terms, module, x)
         if name.startswith("conv"):
             for way in ("materialised", "gram"):
                 methods[f"chain route, {way} norms"] = functools.partial(
-                    _forced, way, chain, module, x
+                    terms, module, x, "chain", way
                 )
-        methods["autograd route (hooks)"] = functools.partial(_scoring._layer_route, module, x)
-        methods["vmap(grad) route"] = functools.partial(_scoring._vmap_route, module, x)
+        methods["hooks route"] = functools.partial(terms, module, x, "hooks")
+        methods["vmap route"] = functools.partial(terms, module, x, "vmap")
         times = interleaved_medians(methods, repeats)
         print(f"{name}, chunks of {rows} rows:")
         for method, t in times.items():

@@ -20,6 +20,7 @@ from skorch.helper import predefined_split
 from torch import nn
 
 from ._collapse import collapse_statistics, is_collapsed, kaiming_init, spread_rows
+from ._gradcon import anomaly_score, auto_beta, reconstruction_error
 from ._inputs import to_samples
 from ._modules import ConvAutoencoder, GradConModule, MLPAutoencoder
 from ._net import REFERENCE_RULES, GradConNet
@@ -341,13 +342,13 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         held_out = X if valid is None else valid
         held_out_terms = self._score_terms(net, held_out)
         _check_finite(held_out_terms[0] - held_out_terms[1], "the training data")
-        beta = _auto_beta(*held_out_terms) if self.beta == "auto" else float(self.beta)
+        beta = auto_beta(*held_out_terms) if self.beta == "auto" else float(self.beta)
         terms = held_out_terms
         if self.contamination != "auto" and held_out is not X:
             # A float contamination is a share of all the training data.
             terms = self._score_terms(net, X)
             _check_finite(terms[0] - terms[1], "the training data")
-        scores = -_anomaly_score(*terms, beta)
+        scores = -anomaly_score(*terms, beta)
         if self.contamination == "auto":
             q1, q3 = np.percentile(scores, [25, 75])
             offset = q1 - _TUKEY_K * (q3 - q1)
@@ -430,8 +431,12 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     def _train_once(self, shape, X, train, valid, device, seed, reinitialise):
         with _seeded(seed, device):
             module = GradConModule(self._build_network(shape, X, reinitialise), self.constrained)
+            # The data follow the network's dtype (float64 for module.double(), or
+            # for the package's networks under torch.set_default_dtype(torch.float64)).
+            dtype = _network_dtype(module)
             if not reinitialise:
-                _check_reconstruction_shape(module, X[:2])
+                _check_network(module, X[:2].astype(dtype))
+            train, valid = (_as_dtype(part, dtype) for part in (train, valid))
             net = GradConNet(**self._net_kwargs(module, valid, device, seed))
             net.fit(train, y=None)
         interrupted = _check_training_ran(net)
@@ -560,7 +565,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         scores : ndarray of shape (n_samples,)
             The lower, the more abnormal.
         """
-        return -_anomaly_score(*self.score_components(X), self.beta_)
+        return -anomaly_score(*self.score_components(X), self.beta_)
 
     def decision_function(self, X):
         """``score_samples(X) - offset_``: negative for outliers.
@@ -636,18 +641,6 @@ def _scored_with(state):
     return state["net_"], state["beta_"], state["offset_"]
 
 
-def _anomaly_score(reconstruction_error, alignment, beta):
-    return reconstruction_error - beta * alignment
-
-
-def _auto_beta(reconstruction_error, alignment):
-    """The ``beta`` that weighs both terms equally on normal data: the ratio of their
-    standard deviations (0 when the alignment does not vary, as it then carries no
-    information)."""
-    spread = alignment.std()
-    return float(reconstruction_error.std() / spread) if spread > 0 else 0.0
-
-
 def _resolve_device(device):
     try:
         device = torch.device(device)
@@ -670,18 +663,66 @@ def _seeded(seed, device):
         yield
 
 
-def _check_reconstruction_shape(module, X):
+def _network_dtype(module):
+    """The one floating dtype of the network's parameters, float32 or float64."""
+    dtypes = {p.dtype for p in module.parameters() if p.is_floating_point()}
+    if len(dtypes) != 1 or not dtypes <= {torch.float32, torch.float64}:
+        found = ", ".join(sorted(str(d).removeprefix("torch.") for d in dtypes)) or "none"
+        raise ValueError(
+            "the network's parameters must all be float32 or all float64 (GradCon's "
+            f"cosines of small gradients need at least single precision); found {found}. "
+            "Convert it with module.float() or module.double()."
+        )
+    return np.float64 if dtypes == {torch.float64} else np.float32
+
+
+def _as_dtype(X, dtype):
+    return X if X is None or X.dtype == dtype else X.astype(dtype)
+
+
+def _check_network(module, X):
+    """Refuse, before any training, a network that cannot be trained or scored: a wrong
+    output shape, constrained tensors that get no gradient, or a forward pass that
+    per-sample scoring cannot run."""
     was_training = module.training
     module.eval()
-    with torch.no_grad():
-        x = torch.as_tensor(X)
-        recon = module(x)
-    module.train(was_training)
-    if recon.shape != x.shape:
-        raise ValueError(
-            f"the network must return a reconstruction of its input's shape {tuple(x.shape)}, "
-            f"but returned shape {tuple(recon.shape)}"
-        )
+    device = next(module.parameters()).device
+    x = torch.as_tensor(X).to(device)
+    try:
+        with torch.enable_grad():
+            recon = module(x)
+            if not isinstance(recon, torch.Tensor) or recon.shape != x.shape:
+                got = tuple(recon.shape) if isinstance(recon, torch.Tensor) else type(recon)
+                raise ValueError(
+                    "the network must return a reconstruction of its input's shape "
+                    f"{tuple(x.shape)} (or a tuple whose first element is one), but "
+                    f"returned {got}"
+                )
+            loss = reconstruction_error(recon, x).mean()
+            params = module.constrained_parameters()
+            gradients = (
+                torch.autograd.grad(loss, params, allow_unused=True)
+                if loss.requires_grad
+                else [None] * len(params)
+            )
+        unused = [n for n, g in zip(module.constrained_names, gradients) if g is None]
+        if unused:
+            raise ValueError(
+                f"the constrained parameters {unused} get no gradient from the "
+                "reconstruction: the forward pass does not use them. Constrain the tensors "
+                "it uses (constrained=[...])."
+            )
+        try:
+            score_terms(module, X, len(X), device)
+        except Exception as error:
+            raise ValueError(
+                "per-sample gradients of this network cannot be computed "
+                f"({type(error).__name__}: {error}); the network must work with "
+                "torch.func.vmap (no .item(), no data-dependent Python control flow, no "
+                "batch statistics in eval mode)"
+            ) from error
+    finally:
+        module.train(was_training)
 
 
 def _silent(*args, **kwargs):

@@ -11,14 +11,14 @@ import numbers
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 from torch.func import functional_call, grad, vmap
 
+from ._gradcon import alignment, reconstruct, reconstruction_error
 from ._inputs import to_samples
 from ._progress import progress_chunks
-from ._scoring import _MODULE_LOCK, DEFAULT_CHUNK_ROWS
+from ._scoring import DEFAULT_CHUNK_ROWS, MODULE_LOCK
 
 __all__ = ["anomaly_maps"]
 
@@ -130,12 +130,12 @@ def anomaly_maps(detector, X, *, n_steps=32):
     for rows in progress_chunks(len(samples), chunk, verbose=detector.verbose, desc="anomaly maps"):
         x = torch.as_tensor(samples[rows], dtype=dtype, device=device)
         with torch.no_grad():
-            recon = module(x)
+            recon = reconstruct(module, x)
         difference = x - recon
         path_gradient = torch.zeros_like(x)
         # functional_call swaps the module's parameters while it runs: threads scoring
         # or explaining one model take turns.
-        with _MODULE_LOCK:
+        with MODULE_LOCK:
             for k in range(n_steps):
                 path_gradient += term_gradient(recon + (k + 0.5) / n_steps * difference)
         reconstruction[rows] = _numpy(recon)
@@ -163,18 +163,15 @@ def _gradient_term_input_gradient(module, beta):
     constrained = {name: fixed[name] for name in names}
     references = module.reference_gradients()
 
-    def reconstruction_error(theta, sample):
-        recon = functional_call(autoencoder, {**fixed, **theta}, (sample[None],))
-        return (recon - sample[None]).pow(2).mean()
+    def error(theta, sample):
+        def call(h):
+            return functional_call(autoencoder, {**fixed, **theta}, (h,))
+
+        return reconstruction_error(reconstruct(call, sample[None]), sample[None])[0]
 
     def gradient_term(sample):
-        gradients = grad(reconstruction_error)(constrained, sample)
-        cosines = [
-            # The scores' cosine (each norm clamped on its own), differentiable twice.
-            F.cosine_similarity(gradients[name].flatten(), reference.flatten(), dim=0)
-            for name, reference in zip(names, references)
-        ]
-        return -beta * torch.stack(cosines).mean()
+        gradients = grad(error)(constrained, sample)
+        return -beta * alignment([gradients[name] for name in names], references)
 
     per_sample = vmap(grad(gradient_term))
 

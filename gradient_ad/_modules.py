@@ -9,6 +9,8 @@ import math
 import torch
 from torch import nn
 
+from ._gradcon import reconstruct
+
 __all__ = ["ConvAutoencoder", "MLPAutoencoder", "constrained_parameter_names"]
 
 # The reference network of Kwon et al. (2020): kernel 4, stride 2 everywhere.
@@ -161,9 +163,10 @@ def constrained_parameter_names(module, constrained="decoder"):
         The autoencoder.
     constrained : {'decoder', 'all'} or list of str, default='decoder'
         ``'decoder'``: the weight tensors (parameters named ``weight`` with at least two
-        dimensions, so no biases or normalisation scales) of ``module.decoder``, as in
-        the paper. ``'all'``: those weight tensors in the whole network. A list:
-        exactly these parameter names of ``module``.
+        dimensions, so no biases or normalisation scales) of ``module.decoder`` that are
+        trained (``requires_grad``), as in the paper. ``'all'``: those weight tensors in
+        the whole network. A list: exactly these parameter names of ``module``, none of
+        them frozen. A parameter shared by two modules is named after the first.
 
     Returns
     -------
@@ -187,10 +190,14 @@ def constrained_parameter_names(module, constrained="decoder"):
                 f"constrained must be 'decoder', 'all' or a list of parameter names, "
                 f"got {constrained!r}"
             )
+        # Frozen weights are left out: GradCon constrains the gradients it trains with.
         names = [
             name
             for name, p in params.items()
-            if name.startswith(prefix) and name.rsplit(".", 1)[-1] == "weight" and p.ndim >= 2
+            if name.startswith(prefix)
+            and name.rsplit(".", 1)[-1] == "weight"
+            and p.ndim >= 2
+            and p.requires_grad
         ]
     else:
         names = list(constrained)
@@ -200,8 +207,18 @@ def constrained_parameter_names(module, constrained="decoder"):
                 f"constrained names {unknown} are not parameters of {type(module).__name__}; "
                 f"it has {list(params)}"
             )
+        frozen = [name for name in names if not params[name].requires_grad]
+        if frozen:
+            raise ValueError(
+                f"constrained parameters {frozen} are frozen (requires_grad=False): GradCon "
+                "constrains the gradients it trains with. Unfreeze them or leave them out."
+            )
     if not names:
-        raise ValueError(f"no parameters to constrain were found with constrained={constrained!r}")
+        raise ValueError(
+            f"no parameters to constrain were found with constrained={constrained!r} (frozen "
+            "weights, and weights shared with a module registered earlier, are not counted); "
+            "give the parameter names to constrain as a list"
+        )
     if len(set(names)) != len(names):
         raise ValueError(f"constrained names repeat: {names}")
     return names
@@ -234,7 +251,7 @@ class GradConModule(nn.Module):
         self.register_buffer("n_reference_updates", torch.zeros((), dtype=torch.long))
 
     def forward(self, x):
-        return self.autoencoder(x)
+        return reconstruct(self.autoencoder, x)
 
     def constrained_parameters(self):
         params = dict(self.autoencoder.named_parameters())

@@ -1,21 +1,14 @@
 """The skorch net that trains an autoencoder with GradCon's gradient constraint."""
 
 import torch
-import torch.nn.functional as F
 from skorch import NeuralNet
 from skorch.dataset import unpack_data
 
-__all__ = ["GradConNet", "REFERENCE_RULES", "gradient_alignment"]
+from ._gradcon import alignment
+
+__all__ = ["GradConNet", "REFERENCE_RULES"]
 
 REFERENCE_RULES = ("total", "reconstruction")
-
-
-def gradient_alignment(gradients, references):
-    """Mean cosine similarity between gradients and references, one pair per tensor."""
-    cosines = [
-        F.cosine_similarity(g.flatten(), r.flatten(), dim=0) for g, r in zip(gradients, references)
-    ]
-    return torch.stack(cosines).mean()
 
 
 class GradConNet(NeuralNet):
@@ -77,8 +70,7 @@ class GradConNet(NeuralNet):
                 gradients = None
             return loss_rec, loss_rec, recon, gradients
         gradients = torch.autograd.grad(loss_rec, params, create_graph=training)
-        alignment = gradient_alignment(gradients, module.reference_gradients())
-        loss = loss_rec - self.alpha * alignment
+        loss = loss_rec - self.alpha * alignment(gradients, module.reference_gradients())
         if not training:
             return loss, loss_rec, recon, None
         loss.backward()

@@ -40,6 +40,7 @@ from sklearn.svm import OneClassSVM
 
 from . import datasets
 from ._detector import GradientAnomalyDetector
+from ._gradcon import anomaly_score
 
 DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10", "odds")
 GRADCON_SCORES = (
@@ -201,7 +202,7 @@ def _gradcon_scorer(method, beta):
         return lambda error, alignment: error
     if method == "gradcon_gradient":
         return lambda error, alignment: -alignment
-    return lambda error, alignment: error - beta * alignment
+    return lambda error, alignment: anomaly_score(error, alignment, beta)
 
 
 def _timed_fit(model, X):

@@ -86,7 +86,7 @@ def test_auto_beta_uses_the_held_out_slice(digits):
 
 
 def test_auto_beta_is_zero_when_the_alignment_is_constant():
-    from gradient_ad._detector import _auto_beta
+    from gradient_ad._gradcon import auto_beta as _auto_beta
 
     assert _auto_beta(np.array([0.1, 0.2, 0.4]), np.full(3, 0.3)) == 0.0
     assert _auto_beta(np.array([0.1, 0.3]), np.array([0.5, 0.6])) == pytest.approx(2.0)

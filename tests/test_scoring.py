@@ -7,17 +7,18 @@ from _reference import randomise_reference, reference_terms
 from sklearn.base import BaseEstimator
 from torch import nn
 
-from gradient_ad import ConvAutoencoder, MLPAutoencoder, _scoring
+from gradient_ad import ConvAutoencoder, MLPAutoencoder
 from gradient_ad._inputs import to_samples
 from gradient_ad._modules import GradConModule
 from gradient_ad._scoring import (
-    _chain,
-    _ChainRoute,
-    _layer_route,
-    _owner_layers,
-    _supports_layer_route,
-    _vmap_route,
-    chunk_rows,
+    CONV_CHUNK_ROWS,
+    DEFAULT_CHUNK_ROWS,
+    MLP_CHUNK_ROWS,
+    choose_route,
+    default_chunk_rows,
+    per_sample_terms,
+    refusals,
+    routes,
     score_terms,
 )
 
@@ -101,20 +102,14 @@ def test_batched_terms_match_loop_in_float64(case):
 
 @pytest.mark.parametrize("norms", ["gram", "materialised", "polyphase"])
 @pytest.mark.parametrize("case", ["conv28", "conv32-rgb", "conv-odd", "sequence"])
-def test_every_way_to_per_sample_norms_matches_loop(case, norms, monkeypatch):
+def test_every_way_to_per_sample_norms_matches_loop(case, norms):
     # Which way a layer takes depends on its shape; force each in turn (the polyphase
     # way where it applies: transposed convolutions whose stride divides the kernel).
-    monkeypatch.setattr(_scoring, "_gram_is_cheaper", lambda *args: norms == "gram")
-    monkeypatch.setattr(
-        _scoring,
-        "_polyphase_is_cheapest",
-        lambda layer, *args: norms == "polyphase" and _scoring._polyphase_applies(layer),
-    )
     module, shape = _module(case, torch.float64)
     X = torch.rand(7, *shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     expected = reference_terms(module, X)
 
-    got = score_terms(module, X.numpy(), batch_size=4)
+    got = score_terms(module, X.numpy(), batch_size=4, norms=norms)
 
     for a, b in zip(got, expected):
         np.testing.assert_allclose(a, b, rtol=RTOL_FLOAT64, atol=1e-12)
@@ -141,13 +136,12 @@ def test_small_gradients_keep_their_cosines(case):
 @pytest.mark.parametrize("case", ["mlp", "mlp-all", "conv28", "conv32-rgb"])
 def test_chain_route_matches_layer_and_vmap_routes(case):
     module, shape = _module(case, torch.float64)
-    owners = _owner_layers(module)
-    layers = _chain(module, owners)
-    assert layers is not None  # the package's networks take the hand-written backward
     x = torch.rand(6, *shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    # The package's networks take the hand-written backward.
+    assert choose_route(module, x[:1]).name == "chain"
     original = x.clone()
-    chain = _ChainRoute(module, layers, owners)(x)
-    for other in (_layer_route(module, x), _vmap_route(module, x)):
+    chain = per_sample_terms(module, x, prefer="chain")
+    for other in (per_sample_terms(module, x, prefer=p) for p in ("hooks", "vmap")):
         for a, b in zip(chain, other):
             torch.testing.assert_close(a, b, rtol=RTOL_FLOAT64, atol=1e-12)
     # score_terms passes the input as a view of the caller's array when it can.
@@ -162,8 +156,8 @@ def test_chain_route_never_overwrites_its_input():
     module, shape = _module("mlp", torch.float64)
     encoder = module.autoencoder.encoder
     module.autoencoder.encoder = nn.Sequential(nn.ReLU(), *encoder)
-    assert _chain(module, _owner_layers(module)) is not None
     X = np.random.default_rng(2).standard_normal((6, *shape))
+    assert refusals(module, torch.as_tensor(X[:1]))["chain"] is None
     original = X.copy()
     score_terms(module, X, batch_size=len(X))
     np.testing.assert_array_equal(X, original)
@@ -175,9 +169,9 @@ def test_subclassed_network_leaves_the_chain_route():
             return super().forward(x) + 1.0
 
     module = GradConModule(Shifted((7,), (5, 3))).double()
-    assert _chain(module, _owner_layers(module)) is None
     randomise_reference(module)
     X = torch.rand(5, 7, dtype=torch.float64)
+    assert "exact types" in refusals(module, X[:1])["chain"]
     for a, b in zip(score_terms(module, X.numpy(), batch_size=5), reference_terms(module, X)):
         np.testing.assert_allclose(a, b, rtol=RTOL_FLOAT64)
 
@@ -185,20 +179,22 @@ def test_subclassed_network_leaves_the_chain_route():
 @pytest.mark.parametrize("case", ["mlp", "conv28", "conv-odd"])
 def test_fast_and_vmap_routes_agree(case):
     module, shape = _module(case, torch.float64)
-    assert _supports_layer_route(module)
     x = torch.rand(6, *shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    fast, slow = _layer_route(module, x), _vmap_route(module, x)
+    assert refusals(module, x[:1])["hooks"] is None
+    fast, slow = per_sample_terms(module, x, "hooks"), per_sample_terms(module, x, "vmap")
     for a, b in zip(fast, slow):
         torch.testing.assert_close(a, b, rtol=RTOL_FLOAT64, atol=1e-12)
 
 
 def test_layer_used_twice_is_not_taken_by_fast_route():
-    module, _ = _module("fallback", torch.float64)
-    assert not _supports_layer_route(module)  # a bias is constrained
+    X = torch.rand(5, 6, dtype=torch.float64)
+    module = GradConModule(SkipDecoder(), ["decoder.bias"]).double()
+    assert "decoder.bias is not the weight of a layer" in refusals(module, X[:1])["hooks"]
     module = GradConModule(SkipDecoder(), ["shared.weight"]).double()
     randomise_reference(module)
-    assert _supports_layer_route(module)  # statically eligible, but `shared` runs twice
-    X = torch.rand(5, 6, dtype=torch.float64)
+    # A plain Linear layer, but `shared` runs twice: its weight has two uses.
+    assert "used by linear, linear" in refusals(module, X[:1])["hooks"]
+    assert choose_route(module, X[:1]).name == "vmap"
     expected = reference_terms(module, X)
     got = score_terms(module, X.numpy(), batch_size=5)
     for a, b in zip(got, expected):
@@ -214,20 +210,64 @@ def test_scores_do_not_depend_on_chunk_neighbours():
         np.testing.assert_array_equal(whole[j], [a[j][0] for a in alone])
 
 
+def _chunk_rows(module, shape, batch_size, device):
+    route = choose_route(module, torch.zeros(1, *shape))
+    return route.chunk_rows(default_chunk_rows(module, batch_size), device)
+
+
 def test_chunks_are_capped_where_larger_ones_cost_more(monkeypatch):
-    conv, _ = _module("conv28", torch.float32)
-    assert chunk_rows(conv, 1024, "cpu") == _scoring.CONV_CHUNK_ROWS
-    assert chunk_rows(conv, "auto", "cpu") == _scoring.CONV_CHUNK_ROWS
-    assert chunk_rows(conv, 100, "cpu") == 100
-    assert chunk_rows(conv, "auto", "cuda") == _scoring.DEFAULT_CHUNK_ROWS
-    mlp, _ = _module("mlp", torch.float32)
-    assert chunk_rows(mlp, 4096, "cpu") == 4096
-    assert chunk_rows(mlp, "auto", "cpu") == _scoring.MLP_CHUNK_ROWS
-    fallback, _ = _module("fallback", torch.float32)  # the vmap route
+    conv, shape = _module("conv28", torch.float32)
+    assert _chunk_rows(conv, shape, 1024, "cpu") == CONV_CHUNK_ROWS
+    assert _chunk_rows(conv, shape, "auto", "cpu") == CONV_CHUNK_ROWS
+    assert _chunk_rows(conv, shape, 100, "cpu") == 100
+    assert _chunk_rows(conv, shape, "auto", "cuda") == DEFAULT_CHUNK_ROWS
+    mlp, shape = _module("mlp", torch.float32)
+    assert _chunk_rows(mlp, shape, 4096, "cpu") == 4096
+    assert _chunk_rows(mlp, shape, "auto", "cpu") == MLP_CHUNK_ROWS
+    fallback, shape = _module("fallback", torch.float32)  # the vmap route
     n_weights = sum(r.numel() for r in fallback.reference_gradients())
-    monkeypatch.setattr(_scoring, "VMAP_CHUNK_ELEMENTS", 10 * n_weights)
-    assert chunk_rows(fallback, 4096, "cpu") == 10
-    assert chunk_rows(fallback, "auto", "cpu") == 10
+    monkeypatch.setattr(routes, "VMAP_CHUNK_ELEMENTS", 10 * n_weights)
+    assert _chunk_rows(fallback, shape, 4096, "cpu") == 10
+    assert _chunk_rows(fallback, shape, "auto", "cpu") == 10
+
+
+def test_vmap_cap_holds_for_the_package_network_off_the_chain_route(monkeypatch):
+    # A constrained bias sends the conv network to vmap, whose cap must then apply
+    # (the conv network's CPU cap used to be returned first).
+    torch.manual_seed(0)
+    module = GradConModule(ConvAutoencoder((1, 16, 16), (4, 4, 6)), ["decoder.0.bias"])
+    n_weights = sum(r.numel() for r in module.reference_gradients())
+    monkeypatch.setattr(routes, "VMAP_CHUNK_ELEMENTS", 3 * n_weights)
+    assert _chunk_rows(module, (1, 16, 16), 1024, "cpu") == 3
+
+
+def test_vmap_route_caps_the_rows_it_materialises(monkeypatch):
+    # A chunk larger than the cap is scored in capped pieces, with the same results.
+    module, shape = _module("fallback", torch.float64)
+    x = torch.rand(10, *shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    whole = per_sample_terms(module, x, "vmap")
+    n_weights = sum(r.numel() for r in module.reference_gradients())
+    monkeypatch.setattr(routes, "VMAP_CHUNK_ELEMENTS", 3 * n_weights)
+    seen = []
+    original = routes.VmapRoute._terms
+    monkeypatch.setattr(
+        routes.VmapRoute, "_terms", lambda self, x: seen.append(len(x)) or original(self, x)
+    )
+    pieces = per_sample_terms(module, x, "vmap")
+    assert max(seen) == 3 and sum(seen) == 10
+    for a, b in zip(pieces, whole):
+        torch.testing.assert_close(a, b, rtol=RTOL_FLOAT64, atol=1e-12)
+
+
+def test_prefer_names_a_route_or_says_why_not():
+    module, shape = _module("conv-odd", torch.float64)
+    x = torch.rand(2, *shape, dtype=torch.float64)
+    with pytest.raises(ValueError, match="chain route cannot score.*exact types"):
+        per_sample_terms(module, x, prefer="chain")
+    with pytest.raises(ValueError, match="prefer must be one of"):
+        per_sample_terms(module, x, prefer="fast")
+    with pytest.raises(ValueError, match="norms must be one of"):
+        per_sample_terms(module, x, norms="fastest")
 
 
 def test_scoring_leaves_parameter_gradients_untouched():

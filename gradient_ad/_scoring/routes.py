@@ -1,0 +1,353 @@
+"""The routes to per-sample GradCon terms, behind one interface.
+
+Every route maps a batch ``x`` to ``(e_i, mean_l cos(de_i/dW_l, gbar_l))`` and gives
+the same numbers (to rounding); each owns its eligibility test (:meth:`Route.refusal`,
+which says why it cannot score a network) and its chunk cap. Fastest first:
+
+- ``chain``: the package's own networks (exact types), a chain of layers that all
+  have a rule (:mod:`~gradient_ad._scoring.layers`). One forward pass without autograd
+  keeps each layer's input; a hand-written backward pass from the output to the first
+  constrained layer gives each constrained layer's output gradient ``delta_i``, the
+  reference riding along the backward products as extra output channels.
+- ``hooks``: other networks whose constrained tensors are weights of layers with a
+  rule. Forward hooks record each constrained layer's input and output, and one
+  autograd backward pass of ``sum_i e_i`` (samples do not interact in eval mode)
+  gives every ``delta_i``; only the part after the first constrained layer is
+  differentiated.
+- ``vmap``: ``torch.func.vmap`` over ``torch.func.grad``, for any network.
+
+The first two, the fast routes, need each constrained weight to be used once, by its
+own layer's call; :func:`~gradient_ad._scoring.usage.weight_uses` checks that on every
+scoring call.
+"""
+
+import threading
+
+import torch
+from torch.func import functional_call, grad, vmap
+
+from .._gradcon import alignment_from_terms, reconstruct, reconstruction_error
+from .._modules import ConvAutoencoder, MLPAutoencoder
+from .layers import rule_for, unsupported
+from .norms import NORM_METHODS
+from .usage import describe, weight_uses
+
+__all__ = [
+    "CONV_CHUNK_ROWS",
+    "MODULE_LOCK",
+    "ROUTES",
+    "VMAP_CHUNK_ELEMENTS",
+    "choose_route",
+    "refusals",
+]
+
+# Measured with benchmarks/bench_chunks.py on a 2-core CPU: the reference network on
+# 28 x 28 images scores fastest per row in chunks of 256-512 rows.
+CONV_CHUNK_ROWS = 256
+# The vmap route holds ``rows x constrained weights`` gradient values at once.
+VMAP_CHUNK_ELEMENTS = 2**24
+
+# The hooks and vmap routes change the module while they run (forward hooks,
+# functional_call's parameter swap): threads scoring one model take turns.
+MODULE_LOCK = threading.Lock()
+
+
+def owner_layers(module):
+    """The layer owning each constrained tensor, when it is a layer's ``weight``."""
+    owners = []
+    for name in module.constrained_names:
+        owner, _, leaf = name.rpartition(".")
+        owners.append(module.autoencoder.get_submodule(owner) if leaf == "weight" else None)
+    return owners
+
+
+def _used_once_by_its_layer(module, uses):
+    """Why the fast routes cannot score the constrained tensors (``None``: they can)."""
+    for name, owner, use in zip(module.constrained_names, owner_layers(module), uses):
+        if owner is None:
+            return f"{name} is not the weight of a layer"
+        reason = unsupported(owner, need_weight=True)
+        if reason is not None:
+            return f"{name} belongs to a layer without a fast rule: {reason}"
+        if use != [rule_for(owner).weight_function]:
+            return (
+                f"{name} is used by {describe(use)} in the forward pass, not once by its "
+                f"layer's {rule_for(owner).weight_function.__name__}"
+            )
+    return None
+
+
+class Route:
+    """Per-sample GradCon terms of batches, for one module.
+
+    Parameters
+    ----------
+    module : GradConModule
+        In eval mode.
+    norms : {'auto', 'materialised', 'gram', 'polyphase'}, default='auto'
+        How weight-gradient norms are computed (see
+        :mod:`~gradient_ad._scoring.norms`); ``'auto'`` picks the cheapest per layer.
+    """
+
+    name = None
+
+    def __init__(self, module, norms="auto"):
+        if norms not in NORM_METHODS:
+            raise ValueError(f"norms must be one of {NORM_METHODS}, got {norms!r}")
+        self.module = module
+        self.norms = norms
+        self.references = module.reference_gradients()
+
+    @staticmethod
+    def refusal(module, uses):
+        """Why this route cannot score ``module`` (``None`` if it can), given the
+        :func:`weight_uses` of its constrained tensors."""
+        return None
+
+    def chunk_rows(self, batch_size, device):
+        """Rows per chunk: ``batch_size``, capped where larger chunks cost more."""
+        return batch_size
+
+    def __call__(self, x):
+        raise NotImplementedError
+
+
+class ChainRoute(Route):
+    """The package's networks, differentiated by hand; what does not depend on the
+    batch is prepared once."""
+
+    name = "chain"
+
+    @staticmethod
+    def refusal(module, uses):
+        # Exact types: a subclass may override forward.
+        if type(module.autoencoder) not in (ConvAutoencoder, MLPAutoencoder):
+            return "it differentiates only the package's own networks (exact types)"
+        layers = _chain_layers(module)
+        for layer in layers:
+            reason = unsupported(layer)
+            if reason is not None:
+                return reason
+        if not all(any(owner is layer for layer in layers) for owner in owner_layers(module)):
+            return "a constrained tensor is not the weight of a layer of the chain"
+        return _used_once_by_its_layer(module, uses)
+
+    def __init__(self, module, norms="auto"):
+        super().__init__(module, norms)
+        layers = _chain_layers(module)
+        self.owners = owner_layers(module)
+        self.conv = type(module.autoencoder) is ConvAutoencoder
+        by_layer = {id(owner): r for owner, r in zip(self.owners, self.references)}
+        self.first = min(i for i, layer in enumerate(layers) if id(layer) in by_layer)
+        self.head = [(layer, rule_for(layer)) for layer in layers[: self.first]]
+        with torch.no_grad():
+            self.steps = []
+            for layer in layers[self.first :]:
+                rule, reference = rule_for(layer), by_layer.get(id(layer))
+                prepared = None if reference is None else rule.prepare(layer, reference)
+                self.steps.append((layer, rule, reference, prepared))
+
+    def chunk_rows(self, batch_size, device):
+        # The convolutional network's activations outgrow the CPU's caches beyond this.
+        if self.conv and torch.device(device).type == "cpu":
+            return min(batch_size, CONV_CHUNK_ROWS)
+        return batch_size
+
+    def __call__(self, x):
+        with torch.no_grad():
+            h = x if self.conv else x.flatten(1)
+            target = h
+            if self.conv and h.device.type == "cpu":
+                # oneDNN's CPU convolutions work in channels-last layout: fed NCHW, they
+                # reorder inputs and outputs at every layer. A copy: for one channel,
+                # .contiguous() would keep NCHW strides, which convolutions then follow.
+                h = h.clone(memory_format=torch.channels_last)
+            # Activations overwrite their input (an intermediate result, never x).
+            for layer, rule in self.head:
+                h = rule.forward(layer, h, in_place=h is not target)
+            inputs = []
+            for layer, rule, _, _ in self.steps:
+                inputs.append(h)
+                h = rule.forward(layer, h, in_place=h is not target)
+            difference = h - target
+            error = difference.flatten(1).pow(2).mean(1)
+            # d e_i / d recon_i. Cosines do not depend on the factor, but without it the
+            # squared norms of large inputs' gradients would overflow float32 sooner.
+            delta = difference * (2.0 / difference[0].numel())
+            outputs = [*inputs[1:], h]
+            terms = {}
+            for i in range(len(inputs) - 1, -1, -1):
+                layer, rule, reference, prepared = self.steps[i]
+                if reference is None:
+                    delta = rule.input_gradient(layer, inputs[i], outputs[i], delta)
+                else:
+                    terms[id(layer)], delta = rule.step(
+                        layer, inputs[i], delta, reference, i > 0, prepared, self.norms
+                    )
+            terms = [terms[id(owner)] for owner in self.owners]
+            return error, alignment_from_terms(terms, self.references)
+
+
+def _chain_layers(module):
+    return [*module.autoencoder.encoder, *module.autoencoder.decoder]
+
+
+class HookRoute(Route):
+    """Layer inputs from forward hooks, output gradients from one autograd pass."""
+
+    name = "hooks"
+    refusal = staticmethod(_used_once_by_its_layer)
+
+    def __init__(self, module, norms="auto"):
+        super().__init__(module, norms)
+        self.layers = owner_layers(module)
+        self.rules = [rule_for(layer) for layer in self.layers]
+
+    def __call__(self, x):
+        with MODULE_LOCK:
+            return self.terms(x)
+
+    def terms(self, x):
+        autoencoder = self.module.autoencoder
+        params = {name: p.detach() for name, p in autoencoder.named_parameters()}
+        recorder = _Recorder(self.layers)
+        try:
+            with torch.enable_grad():
+                recon = reconstruct(lambda h: functional_call(autoencoder, params, (h,)), x)
+        except _NotOnce:
+            recon = None
+        finally:
+            recorder.remove()
+        if recon is None or not recorder.complete():
+            # A data-dependent forward pass used a layer other than once for this batch.
+            return VmapRoute(self.module, self.norms).terms(x)
+        with torch.enable_grad():
+            error = reconstruction_error(recon, x)
+            deltas = torch.autograd.grad(
+                error.sum(), recorder.outputs, allow_unused=True, materialize_grads=True
+            )
+        terms = [
+            rule.terms(layer, a, delta, reference, self.norms)
+            for layer, rule, a, delta, reference in zip(
+                self.layers, self.rules, recorder.inputs, deltas, self.references
+            )
+        ]
+        return error.detach(), alignment_from_terms(terms, self.references)
+
+
+class _NotOnce(Exception):
+    pass
+
+
+class _Recorder:
+    """Forward hooks keeping each constrained layer's input and output, for the
+    thread that made them (another thread may call the module meanwhile)."""
+
+    def __init__(self, layers):
+        self.thread = threading.get_ident()
+        self.inputs = [None] * len(layers)
+        self.versions = [None] * len(layers)
+        self.outputs = [None] * len(layers)
+        self.handles = [
+            layer.register_forward_hook(self._hook(i)) for i, layer in enumerate(layers)
+        ]
+
+    def _hook(self, i):
+        def hook(layer, args, output):
+            if threading.get_ident() != self.thread:
+                return None
+            if self.outputs[i] is not None:
+                raise _NotOnce
+            if not output.requires_grad:
+                # Gradients are needed from here on only: start the graph at this output.
+                output = output.detach().requires_grad_()
+            self.inputs[i] = args[0].detach()
+            self.versions[i] = args[0]._version
+            self.outputs[i] = output
+            # The network continues with a copy: an in-place operation after the layer
+            # (ReLU(inplace=True)) must not change the output differentiated against.
+            return output.clone()
+
+        return hook
+
+    def complete(self):
+        """Every layer ran once, and no input it recorded was overwritten afterwards."""
+        return all(
+            output is not None and a._version == version
+            for a, version, output in zip(self.inputs, self.versions, self.outputs)
+        )
+
+    def remove(self):
+        for handle in self.handles:
+            handle.remove()
+
+
+class VmapRoute(Route):
+    """``vmap`` over ``grad``: every sample's gradient of the constrained tensors,
+    materialised a capped number of rows at a time."""
+
+    name = "vmap"
+
+    def __init__(self, module, norms="auto"):
+        super().__init__(module, norms)
+        n_weights = sum(r.numel() for r in self.references)
+        self.rows = max(1, VMAP_CHUNK_ELEMENTS // n_weights)
+
+    def chunk_rows(self, batch_size, device):
+        return min(batch_size, self.rows)
+
+    def __call__(self, x):
+        with MODULE_LOCK:
+            return self.terms(x)
+
+    def terms(self, x):
+        parts = [self._terms(x[start : start + self.rows]) for start in range(0, len(x), self.rows)]
+        return tuple(torch.cat(part) for part in zip(*parts))
+
+    def _terms(self, x):
+        autoencoder = self.module.autoencoder
+        names = self.module.constrained_names
+        params = dict(autoencoder.named_parameters())
+        frozen = {name: p.detach() for name, p in params.items() if name not in names}
+        frozen.update(dict(autoencoder.named_buffers()))
+        constrained = {name: params[name].detach() for name in names}
+
+        def error_of_one(theta, sample):
+            def call(h):
+                return functional_call(autoencoder, {**frozen, **theta}, (h,))
+
+            error = reconstruction_error(reconstruct(call, sample[None]), sample[None])[0]
+            return error, error
+
+        per_sample = vmap(grad(error_of_one, has_aux=True), in_dims=(None, 0))
+        with torch.enable_grad():
+            gradients, error = per_sample(constrained, x)
+        terms = [
+            (gradients[name].flatten(1) @ r.flatten(), gradients[name].flatten(1).norm(dim=1))
+            for name, r in zip(names, self.references)
+        ]
+        return error.detach(), alignment_from_terms(terms, self.references)
+
+
+ROUTES = {route.name: route for route in (ChainRoute, HookRoute, VmapRoute)}
+
+
+def refusals(module, probe):
+    """For each route, why it cannot score ``module`` (``None``: it can), from one
+    forward pass of ``probe`` (a batch of one or a few rows)."""
+    with MODULE_LOCK:
+        uses = weight_uses(module, probe)
+    return {name: route.refusal(module, uses) for name, route in ROUTES.items()}
+
+
+def choose_route(module, probe, prefer=None, norms="auto"):
+    """The fastest route that can score ``module`` (or the route named by ``prefer``)."""
+    if prefer is not None and prefer not in ROUTES:
+        raise ValueError(f"prefer must be one of {tuple(ROUTES)} or None, got {prefer!r}")
+    reasons = refusals(module, probe)
+    if prefer is not None:
+        if reasons[prefer] is not None:
+            raise ValueError(f"the {prefer} route cannot score this network: {reasons[prefer]}")
+        return ROUTES[prefer](module, norms)
+    name = next(name for name, reason in reasons.items() if reason is None)
+    return ROUTES[name](module, norms)
