@@ -1,6 +1,7 @@
 """GradCon anomaly detection from backpropagated gradients, for scikit-learn."""
 
 from ._detector import GradientAnomalyDetector, InconsistentVersionWarning
+from ._features import GradientFeatures
 from ._maps import anomaly_maps
 from ._modules import ConvAutoencoder, MLPAutoencoder
 from ._persistence import load
@@ -9,6 +10,7 @@ from ._version import __version__
 __all__ = [
     "ConvAutoencoder",
     "GradientAnomalyDetector",
+    "GradientFeatures",
     "InconsistentVersionWarning",
     "MLPAutoencoder",
     "__version__",

@@ -26,7 +26,7 @@ from ._modules import ConvAutoencoder, GradConModule, MLPAutoencoder
 from ._net import REFERENCE_RULES, GradConNet
 from ._persistence import model_digest
 from ._progress import fit_progress_callbacks
-from ._scoring import score_terms
+from ._scoring import layer_terms, score_terms
 from ._version import __version__
 
 __all__ = ["GradientAnomalyDetector", "InconsistentVersionWarning"]
@@ -523,13 +523,16 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
 
     # -- scoring --------------------------------------------------------------------
 
-    def score_components(self, X):
+    def score_components(self, X, per_layer=False):
         """The two terms of the GradCon score of each sample.
 
         Parameters
         ----------
         X : array-like of the same layout as in ``fit``
             Samples to score.
+        per_layer : bool, default=False
+            Also return each constrained tensor's cosine, to see which layer flags a
+            sample.
 
         Returns
         -------
@@ -539,11 +542,22 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             Mean over the constrained tensors of the cosine between the sample's
             reconstruction gradient and the reference gradient learnt in training;
             in [-1, 1], higher = more familiar.
+        layer_alignments : ndarray of shape (n_samples, n_constrained)
+            Only with ``per_layer``: the cosine of each constrained tensor, columns in
+            the order of ``net_.module_.constrained_names``; ``alignment`` is their
+            mean.
         """
         check_is_fitted(self)
         X = to_samples(self, X, reset=False, stream=True)
         self.net_.module_.eval()
-        terms = self._score_terms(self.net_, X)
+        if not per_layer:
+            terms = self._score_terms(self.net_, X)
+        else:
+            net = self.net_
+            error, alignment, cosines, _, _ = layer_terms(
+                net.module_, X, self.score_batch_size, net.device, verbose=self.verbose
+            )
+            terms = error, alignment, cosines
         _check_finite(terms[0] - terms[1], "X")
         return terms
 

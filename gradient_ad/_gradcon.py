@@ -20,6 +20,7 @@ __all__ = [
     "alignment_from_terms",
     "anomaly_score",
     "auto_beta",
+    "cosines_from_terms",
     "reconstruct",
     "reconstruction_error",
 ]
@@ -57,16 +58,21 @@ def alignment(gradients, references):
     return torch.stack(cosines).mean()
 
 
+def cosines_from_terms(dots, norms, references):
+    """Per-sample, per-tensor cosines ``(L, n)`` from the gradients' numerators
+    ``<g_il, gbar_l>`` and norms ``||g_il||`` (both ``(L, n)``). Each norm is clamped
+    on its own (clamping their product would shrink the cosines of a trained network,
+    whose gradients and references are small)."""
+    reference_norms = torch.stack([reference.norm() for reference in references])
+    return dots / (norms.clamp_min(EPS) * reference_norms.clamp_min(EPS)[:, None])
+
+
 def alignment_from_terms(terms, references):
-    """Per-sample :func:`alignment` from each tensor's ``(dot, norm)`` pair: the
-    samples' gradient numerators ``<g_i, gbar_l>`` and norms ``||g_i||``, of shape
-    ``(n,)``. Each norm is clamped on its own (clamping their product would shrink the
-    cosines of a trained network, whose gradients and references are small)."""
+    """Per-sample :func:`alignment` from each tensor's ``(dot, norm)`` pair of
+    ``(n,)`` tensors (see :func:`cosines_from_terms`)."""
     dots = torch.stack([dot for dot, _ in terms])
     norms = torch.stack([norm for _, norm in terms])
-    reference_norms = torch.stack([reference.norm() for reference in references])
-    denominators = norms.clamp_min(EPS) * reference_norms.clamp_min(EPS)[:, None]
-    return (dots / denominators).mean(0)
+    return cosines_from_terms(dots, norms, references).mean(0)
 
 
 def anomaly_score(reconstruction_error, alignment, beta):

@@ -35,3 +35,28 @@ def randomise_reference(module, seed=0):
             )
         module.n_reference_updates.fill_(1)
     return module
+
+
+def reference_layer_terms(module, X, directions=None):
+    """Per-sample, per-tensor cosines, gradient norms and projections on
+    ``directions`` (one ``(P, *shape)`` tensor per constrained tensor), looping over
+    samples."""
+    module.eval()
+    params = module.constrained_parameters()
+    cosines, norms, projections = [], [], []
+    for x in torch.as_tensor(X):
+        x = x[None]
+        gradients = torch.autograd.grad(((module(x) - x) ** 2).mean(), params)
+        cosines.append(
+            [
+                F.cosine_similarity(g.flatten(), r.flatten(), dim=0).item()
+                for g, r in zip(gradients, module.reference_gradients())
+            ]
+        )
+        norms.append([g.norm().item() for g in gradients])
+        if directions is not None:
+            projections.append(
+                [(d.flatten(1) @ g.flatten()).tolist() for g, d in zip(gradients, directions)]
+            )
+    as_tensor = lambda values: torch.tensor(values, dtype=torch.float64)  # noqa: E731
+    return as_tensor(cosines), as_tensor(norms), as_tensor(projections) if directions else None

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from _reference import randomise_reference, reference_terms
+from _reference import randomise_reference, reference_layer_terms, reference_terms
 from torch import nn
 
 from gradient_ad import ConvAutoencoder, MLPAutoencoder
 from gradient_ad._modules import GradConModule
-from gradient_ad._scoring import ROUTES, per_sample_terms, refusals, score_terms
+from gradient_ad._scoring import ROUTES, layer_terms, per_sample_terms, refusals, score_terms
 
 RTOL = 1e-9  # float64: rounding only
 ATOL = 1e-12
@@ -248,3 +248,21 @@ def test_refusals_name_the_cause():
     assert "groups=2" in refusals(module, X[:1])["hooks"]
     module, X, _ = _zoo_member("package mlp, tied weight")
     assert "used by linear, linear" in refusals(module, X[:1])["chain"]
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_per_tensor_terms_and_projections_match_the_plain_loop(name):
+    module, X, accepted = _zoo_member(name)
+    generator = torch.Generator().manual_seed(2)
+    directions = [
+        torch.randn(3, *r.shape, generator=generator, dtype=torch.float64)
+        for r in module.reference_gradients()
+    ]
+    expected = reference_layer_terms(module, X, directions)
+    for route in accepted:
+        got = layer_terms(module, X.numpy(), 4, directions=directions, prefer=route)
+        for a, b in zip(got[:2], score_terms(module, X.numpy(), 4, prefer=route)):
+            np.testing.assert_array_equal(a, b)  # the same numbers as the scores'
+        for a, b in zip(got[2:], expected):
+            np.testing.assert_allclose(a, b.numpy(), rtol=RTOL, atol=ATOL)
+    assert layer_terms(module, X.numpy(), 4)[4] is None

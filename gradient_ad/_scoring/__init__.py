@@ -21,6 +21,7 @@ from .batches import (
     DEFAULT_CHUNK_ROWS,
     MLP_CHUNK_ROWS,
     default_chunk_rows,
+    layer_terms,
     per_sample_terms,
     score_terms,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "VMAP_CHUNK_ELEMENTS",
     "choose_route",
     "default_chunk_rows",
+    "layer_terms",
     "per_sample_terms",
     "refusals",
     "score_terms",

@@ -130,6 +130,13 @@ class WeightRule(LayerRule):
         use_gram = _use_gram(left.shape[1], left.shape[2], reference.numel(), norms)
         return factored_terms(left, patches_of, dot_of, reference, use_gram)[:2]
 
+    def dots(self, layer, a, delta, directions):
+        """``<g_i, d_j>`` ``(n, P)`` for the ``P`` tensors ``d_j`` shaped like the
+        weight, stacked as ``directions``: the layer applied once more with each as
+        its weight, paired with the sample's other factor."""
+        _, _, dot_of = self.factors(layer, a, delta)
+        return torch.stack([dot_of(d) for d in directions], 1)
+
     def prepare(self, layer, reference):
         """What :meth:`step` can reuse for every batch (``None``: nothing)."""
         return None

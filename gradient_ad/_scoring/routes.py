@@ -87,16 +87,22 @@ class Route:
     norms : {'auto', 'materialised', 'gram', 'polyphase'}, default='auto'
         How weight-gradient norms are computed (see
         :mod:`~gradient_ad._scoring.norms`); ``'auto'`` picks the cheapest per layer.
+    directions : list of Tensor, default=None
+        For each constrained tensor, ``P`` fixed directions stacked as ``(P, *shape)``:
+        :meth:`layer_terms` then also gives each sample's gradient paired with each
+        (a random projection of the gradient, with no gradient materialised by the
+        fast routes).
     """
 
     name = None
 
-    def __init__(self, module, norms="auto"):
+    def __init__(self, module, norms="auto", directions=None):
         if norms not in NORM_METHODS:
             raise ValueError(f"norms must be one of {NORM_METHODS}, got {norms!r}")
         self.module = module
         self.norms = norms
         self.references = module.reference_gradients()
+        self.directions = directions
 
     @staticmethod
     def refusal(module, uses):
@@ -109,7 +115,19 @@ class Route:
         return batch_size
 
     def __call__(self, x):
+        """``(e_i, mean_l cos(de_i/dW_l, gbar_l))`` of each sample of ``x``."""
+        error, dots, norms, _ = self.layer_terms(x)
+        return error, alignment_from_terms(list(zip(dots, norms)), self.references)
+
+    def layer_terms(self, x):
+        """``e_i`` ``(n,)``; ``<de_i/dW_l, gbar_l>`` and ``||de_i/dW_l||``, ``(L, n)``
+        for the ``L`` constrained tensors; and the gradients paired with the
+        ``directions`` ``(L, n, P)`` (``None`` without directions)."""
         raise NotImplementedError
+
+    def _projections(self, pairs):
+        """Stack per-tensor ``(n, P)`` projections, or ``None``."""
+        return None if self.directions is None else torch.stack(pairs)
 
 
 class ChainRoute(Route):
@@ -132,12 +150,13 @@ class ChainRoute(Route):
             return "a constrained tensor is not the weight of a layer of the chain"
         return _used_once_by_its_layer(module, uses)
 
-    def __init__(self, module, norms="auto"):
-        super().__init__(module, norms)
+    def __init__(self, module, norms="auto", directions=None):
+        super().__init__(module, norms, directions)
         layers = _chain_layers(module)
         self.owners = owner_layers(module)
         self.conv = type(module.autoencoder) is ConvAutoencoder
         by_layer = {id(owner): r for owner, r in zip(self.owners, self.references)}
+        self.directions_of = dict(zip(map(id, self.owners), directions or [None] * len(by_layer)))
         self.first = min(i for i, layer in enumerate(layers) if id(layer) in by_layer)
         self.head = [(layer, rule_for(layer)) for layer in layers[: self.first]]
         with torch.no_grad():
@@ -153,7 +172,7 @@ class ChainRoute(Route):
             return min(batch_size, CONV_CHUNK_ROWS)
         return batch_size
 
-    def __call__(self, x):
+    def layer_terms(self, x):
         with torch.no_grad():
             h = x if self.conv else x.flatten(1)
             target = h
@@ -175,17 +194,26 @@ class ChainRoute(Route):
             # squared norms of large inputs' gradients would overflow float32 sooner.
             delta = difference * (2.0 / difference[0].numel())
             outputs = [*inputs[1:], h]
-            terms = {}
+            terms, projections = {}, {}
             for i in range(len(inputs) - 1, -1, -1):
                 layer, rule, reference, prepared = self.steps[i]
                 if reference is None:
                     delta = rule.input_gradient(layer, inputs[i], outputs[i], delta)
-                else:
-                    terms[id(layer)], delta = rule.step(
-                        layer, inputs[i], delta, reference, i > 0, prepared, self.norms
+                    continue
+                if self.directions is not None:
+                    projections[id(layer)] = rule.dots(
+                        layer, inputs[i], delta, self.directions_of[id(layer)]
                     )
-            terms = [terms[id(owner)] for owner in self.owners]
-            return error, alignment_from_terms(terms, self.references)
+                terms[id(layer)], delta = rule.step(
+                    layer, inputs[i], delta, reference, i > 0, prepared, self.norms
+                )
+            dots, norms = (torch.stack(t) for t in zip(*(terms[id(o)] for o in self.owners)))
+            return (
+                error,
+                dots,
+                norms,
+                self._projections([projections.get(id(o)) for o in self.owners]),
+            )
 
 
 def _chain_layers(module):
@@ -198,16 +226,16 @@ class HookRoute(Route):
     name = "hooks"
     refusal = staticmethod(_used_once_by_its_layer)
 
-    def __init__(self, module, norms="auto"):
-        super().__init__(module, norms)
+    def __init__(self, module, norms="auto", directions=None):
+        super().__init__(module, norms, directions)
         self.layers = owner_layers(module)
         self.rules = [rule_for(layer) for layer in self.layers]
 
-    def __call__(self, x):
+    def layer_terms(self, x):
         with MODULE_LOCK:
-            return self.terms(x)
+            return self._layer_terms(x)
 
-    def terms(self, x):
+    def _layer_terms(self, x):
         autoencoder = self.module.autoencoder
         params = {name: p.detach() for name, p in autoencoder.named_parameters()}
         recorder = _Recorder(self.layers)
@@ -220,19 +248,27 @@ class HookRoute(Route):
             recorder.remove()
         if recon is None or not recorder.complete():
             # A data-dependent forward pass used a layer other than once for this batch.
-            return VmapRoute(self.module, self.norms).terms(x)
+            return VmapRoute(self.module, self.norms, self.directions)._layer_terms(x)
         with torch.enable_grad():
             error = reconstruction_error(recon, x)
             deltas = torch.autograd.grad(
                 error.sum(), recorder.outputs, allow_unused=True, materialize_grads=True
             )
+        parts = list(zip(self.layers, self.rules, recorder.inputs, deltas))
         terms = [
             rule.terms(layer, a, delta, reference, self.norms)
-            for layer, rule, a, delta, reference in zip(
-                self.layers, self.rules, recorder.inputs, deltas, self.references
-            )
+            for (layer, rule, a, delta), reference in zip(parts, self.references)
         ]
-        return error.detach(), alignment_from_terms(terms, self.references)
+        projections = None
+        if self.directions is not None:
+            projections = self._projections(
+                [
+                    rule.dots(layer, a, delta, directions)
+                    for (layer, rule, a, delta), directions in zip(parts, self.directions)
+                ]
+            )
+        dots, norms = (torch.stack(t) for t in zip(*terms))
+        return error.detach(), dots, norms, projections
 
 
 class _NotOnce(Exception):
@@ -288,21 +324,23 @@ class VmapRoute(Route):
 
     name = "vmap"
 
-    def __init__(self, module, norms="auto"):
-        super().__init__(module, norms)
+    def __init__(self, module, norms="auto", directions=None):
+        super().__init__(module, norms, directions)
         n_weights = sum(r.numel() for r in self.references)
         self.rows = max(1, VMAP_CHUNK_ELEMENTS // n_weights)
 
     def chunk_rows(self, batch_size, device):
         return min(batch_size, self.rows)
 
-    def __call__(self, x):
+    def layer_terms(self, x):
         with MODULE_LOCK:
-            return self.terms(x)
+            return self._layer_terms(x)
 
-    def terms(self, x):
+    def _layer_terms(self, x):
         parts = [self._terms(x[start : start + self.rows]) for start in range(0, len(x), self.rows)]
-        return tuple(torch.cat(part) for part in zip(*parts))
+        error, dots, norms, projections = zip(*parts)
+        projections = None if self.directions is None else torch.cat(projections, 1)
+        return torch.cat(error), torch.cat(dots, 1), torch.cat(norms, 1), projections
 
     def _terms(self, x):
         autoencoder = self.module.autoencoder
@@ -322,11 +360,13 @@ class VmapRoute(Route):
         per_sample = vmap(grad(error_of_one, has_aux=True), in_dims=(None, 0))
         with torch.enable_grad():
             gradients, error = per_sample(constrained, x)
-        terms = [
-            (gradients[name].flatten(1) @ r.flatten(), gradients[name].flatten(1).norm(dim=1))
-            for name, r in zip(names, self.references)
-        ]
-        return error.detach(), alignment_from_terms(terms, self.references)
+        flat = [gradients[name].flatten(1) for name in names]
+        dots = torch.stack([g @ r.flatten() for g, r in zip(flat, self.references)])
+        norms = torch.stack([g.norm(dim=1) for g in flat])
+        projections = None
+        if self.directions is not None:
+            projections = torch.stack([g @ d.flatten(1).T for g, d in zip(flat, self.directions)])
+        return error.detach(), dots, norms, projections
 
 
 ROUTES = {route.name: route for route in (ChainRoute, HookRoute, VmapRoute)}
@@ -340,7 +380,7 @@ def refusals(module, probe):
     return {name: route.refusal(module, uses) for name, route in ROUTES.items()}
 
 
-def choose_route(module, probe, prefer=None, norms="auto"):
+def choose_route(module, probe, prefer=None, norms="auto", directions=None):
     """The fastest route that can score ``module`` (or the route named by ``prefer``)."""
     if prefer is not None and prefer not in ROUTES:
         raise ValueError(f"prefer must be one of {tuple(ROUTES)} or None, got {prefer!r}")
@@ -348,6 +388,6 @@ def choose_route(module, probe, prefer=None, norms="auto"):
     if prefer is not None:
         if reasons[prefer] is not None:
             raise ValueError(f"the {prefer} route cannot score this network: {reasons[prefer]}")
-        return ROUTES[prefer](module, norms)
+        return ROUTES[prefer](module, norms, directions)
     name = next(name for name, reason in reasons.items() if reason is None)
-    return ROUTES[name](module, norms)
+    return ROUTES[name](module, norms, directions)

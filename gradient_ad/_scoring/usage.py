@@ -61,11 +61,26 @@ class _UseRecorder(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if _name(func) not in _METADATA:
-            for leaf in tree_leaves((args, kwargs)):
-                i = self.index.get(id(leaf)) if isinstance(leaf, torch.Tensor) else None
+            for leaf in _tensors(args, kwargs):
+                i = self.index.get(id(leaf))
                 if i is not None:
                     self.uses[i].append(func)
         return func(*args, **kwargs)
+
+
+def _tensors(args, kwargs):
+    """The tensors among the arguments, however deeply nested (a flat scan first: it
+    is most of them, and pytree's walk is slow enough to show in small scoring calls)."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            yield value
+        elif isinstance(value, (list, tuple)) and all(
+            isinstance(item, torch.Tensor) or not isinstance(item, (list, tuple, dict))
+            for item in value
+        ):
+            yield from (item for item in value if isinstance(item, torch.Tensor))
+        elif isinstance(value, (list, tuple, dict)):
+            yield from (leaf for leaf in tree_leaves(value) if isinstance(leaf, torch.Tensor))
 
 
 def weight_uses(module, x):
