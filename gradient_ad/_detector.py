@@ -32,6 +32,12 @@ __all__ = ["GradientAnomalyDetector", "InconsistentVersionWarning"]
 
 # Tukey's fence: scores beyond Q3 + 1.5 IQR of held-out normal data are outliers.
 _TUKEY_K = 1.5
+# Fewest held-out rows that calibrate contamination='auto' and beta='auto'. With fewer
+# (under 1000 training rows at validation_fraction=0.1) its quartiles are so noisy that
+# the fence flagged 8-55% of new normal data (Gaussian and digits tables of 10 to 500
+# rows, mean of 3 seeds), where the fence on all training rows flagged 2-11%; from
+# 1000 rows on both flag about 4%. See docs/robustness.rst.
+_MIN_CALIBRATION_ROWS = 100
 
 
 class InconsistentVersionWarning(UserWarning):
@@ -91,8 +97,9 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         reconstruction error depends on the data's scale, the alignment lies in
         [-1, 1]. ``'auto'`` weighs the two terms equally: ``beta_`` is the standard
         deviation of the reconstruction error divided by that of the alignment, both
-        on the held-out validation slice (all training data when there is none), which
-        ranks samples as the sum of the two terms standardised would. The paper's
+        on the held-out validation slice (all training data when there is none or it
+        has fewer than 100 rows), which ranks samples as the sum of the two terms
+        standardised would. The paper's
         setting is ``0.12``; see :ref:`user_guide` for when ``'auto'`` does better.
     max_epochs : int, default=100
         Most training epochs.
@@ -106,8 +113,9 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         Sets ``offset_``. A float in (0, 0.5] is the expected share of outliers in
         the training data: ``offset_`` is that percentile of the training scores.
         ``'auto'``: Tukey's fence on the held-out validation slice (all training data
-        when there is none): samples whose anomaly score exceeds the slice's third
-        quartile plus 1.5 interquartile ranges are outliers.
+        when there is none or it has fewer than 100 rows, as its quartiles would be
+        too noisy): samples whose anomaly score exceeds the third quartile plus 1.5
+        interquartile ranges of those scores are outliers.
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the training data, stop when its GradCon
         loss has not improved for ``n_iter_no_change`` epochs, and keep the weights
@@ -337,8 +345,10 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
                 stacklevel=4,
             )
 
-        # Held-out normal data calibrates beta='auto' and contamination='auto'.
-        held_out = X if valid is None else valid
+        # Held-out normal data calibrates beta='auto' and contamination='auto'; the
+        # quartiles and spreads of a small slice are too noisy, so below
+        # _MIN_CALIBRATION_ROWS rows all the training data calibrates instead.
+        held_out = _calibration_rows(X, valid)
         held_out_terms = self._score_terms(net, held_out)
         _check_finite(held_out_terms[0] - held_out_terms[1], "the training data")
         beta = _auto_beta(*held_out_terms) if self.beta == "auto" else float(self.beta)
@@ -638,6 +648,14 @@ def _scored_with(state):
 
 def _anomaly_score(reconstruction_error, alignment, beta):
     return reconstruction_error - beta * alignment
+
+
+def _calibration_rows(X, valid):
+    """The rows that calibrate ``beta='auto'`` and ``contamination='auto'``: the held-out
+    slice when it has at least ``_MIN_CALIBRATION_ROWS`` rows, else all of ``X``."""
+    if valid is None or len(valid) < _MIN_CALIBRATION_ROWS:
+        return X
+    return valid
 
 
 def _auto_beta(reconstruction_error, alignment):
