@@ -333,6 +333,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         if self.hidden_sizes != "auto":
             _check_layer_sizes("hidden_sizes", self.hidden_sizes)
         X, shape = to_samples(self, X, reset=True)
+        shape = _python(tuple(shape))  # input_shape may hold NumPy integers
         device = _resolve_device(self.device)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         train, valid = self._split(X, seed)
@@ -395,7 +396,9 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
                 f"validation_fraction={self.validation_fraction} of {len(X)} samples leaves "
                 "no training samples; lower it, pass more samples or set early_stopping=False"
             )
-        train, valid = train_test_split(X, test_size=self.validation_fraction, random_state=seed)
+        train, valid = train_test_split(
+            X, test_size=_python(self.validation_fraction), random_state=seed
+        )
         return train, valid
 
     def _train(self, shape, X, train, valid, device, seed):
@@ -479,13 +482,14 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
                     "network='conv' needs images: pass X as (n, H, W) or (n, C, H, W), "
                     "or flat rows with input_shape"
                 )
-            module = ConvAutoencoder(shape, tuple(self.conv_channels), sigmoid_output=sigmoid)
+            channels = _python(tuple(self.conv_channels))
+            module = ConvAutoencoder(shape, channels, sigmoid_output=sigmoid)
         else:
             hidden = self.hidden_sizes
             if hidden == "auto":
                 n_features = int(np.prod(shape))
                 hidden = (64, 32, max(1, min(16, n_features // 2)))
-            module = MLPAutoencoder(shape, tuple(hidden), sigmoid_output=sigmoid)
+            module = MLPAutoencoder(shape, _python(tuple(hidden)), sigmoid_output=sigmoid)
         return kaiming_init(module) if reinitialise else module
 
     def _net_kwargs(self, module, valid, device, seed):
@@ -496,8 +500,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
                     "early_stopping",
                     EarlyStopping(
                         monitor="valid_loss",
-                        patience=self.n_iter_no_change,
-                        threshold=self.tol,
+                        patience=_python(self.n_iter_no_change),
+                        threshold=_python(self.tol),
                         threshold_mode="rel",
                         load_best=True,
                         sink=_silent,
@@ -508,22 +512,22 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         callbacks += copy.deepcopy(self.callbacks or [])
         kwargs = {
             "module": module,
-            "alpha": self.alpha,
+            "alpha": _python(self.alpha),
             "reference": self.reference,
             "criterion": nn.MSELoss,
             "optimizer": torch.optim.Adam,
-            "lr": self.lr,
-            "optimizer__weight_decay": self.weight_decay,
-            "max_epochs": self.max_epochs,
-            "batch_size": self.batch_size,
+            "lr": _python(self.lr),
+            "optimizer__weight_decay": _python(self.weight_decay),
+            "max_epochs": _python(self.max_epochs),
+            "batch_size": _python(self.batch_size),
             "iterator_train__shuffle": True,
             "iterator_train__generator": torch.Generator().manual_seed(seed),
             "train_split": None if valid is None else predefined_split(Dataset(valid)),
             "callbacks": callbacks,
             "device": device,
-            "verbose": self.verbose,
+            "verbose": _python(self.verbose),
         }
-        kwargs.update(self.net_params or {})
+        kwargs.update({key: _python(value) for key, value in (self.net_params or {}).items()})
         return kwargs
 
     # -- scoring --------------------------------------------------------------------
@@ -553,7 +557,9 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         return terms
 
     def _score_terms(self, net, X):
-        return score_terms(net.module_, X, self.score_batch_size, net.device, verbose=self.verbose)
+        return score_terms(
+            net.module_, X, _python(self.score_batch_size), net.device, verbose=self.verbose
+        )
 
     def score_samples(self, X):
         """Opposite of the GradCon anomaly score: higher is more normal.
@@ -664,6 +670,19 @@ def _auto_beta(reconstruction_error, alignment):
     information)."""
     spread = alignment.std()
     return float(reconstruction_error.std() / spread) if spread > 0 else 0.0
+
+
+def _python(value):
+    """``value`` with NumPy scalars (also inside a tuple or list) as Python numbers.
+
+    GridSearchCV over ``np.array([8, 16])`` passes ``np.int64(8)``, which scikit-learn's
+    validation accepts as an integer but torch's DataLoader refuses as a batch size.
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    if type(value) in (tuple, list):  # not subclasses, e.g. a namedtuple
+        return type(value)(_python(v) for v in value)
+    return value
 
 
 def _resolve_device(device):

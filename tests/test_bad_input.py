@@ -356,3 +356,58 @@ def test_one_row_scores_as_in_a_batch(table_model):
     batch = table_model.score_samples(X)
     single = [table_model.score_samples(X[i : i + 1])[0] for i in range(5)]
     np.testing.assert_array_equal(single, batch)
+
+
+# -- NumPy scalars as parameters --------------------------------------------------------
+
+# What GridSearchCV over np.array([...]) passes: every int and float parameter, also
+# inside tuples and net_params. np.float32 values differ from the Python float of the
+# same literal, so each fit is compared with a fit on value.item(), bitwise.
+NUMPY_PARAMETERS = {
+    "max_epochs": np.int64(2),
+    "batch_size": np.int64(8),
+    "lr": np.float64(1e-2),
+    "alpha": np.float32(0.05),
+    "beta": np.float32(0.2),
+    "weight_decay": np.float64(1e-4),
+    "contamination": np.float64(0.1),
+    "validation_fraction": np.float64(0.2),
+    "n_iter_no_change": np.int32(1),
+    "tol": np.float64(0.5),
+    "max_restarts": np.int64(1),
+    "score_batch_size": np.int64(7),
+    "random_state": np.int64(3),
+    "verbose": np.int64(0),
+    "early_stopping": np.bool_(False),
+    "hidden_sizes": (np.int64(8), np.int32(3)),
+    "input_shape": (np.int64(2), np.int64(2)),
+    "conv_channels": (np.int64(2), np.int64(3)),
+    "net_params": {
+        "max_epochs": np.int64(3),
+        "batch_size": np.int64(8),
+        "lr": np.float64(1e-2),
+        "optimizer__betas": (np.float64(0.8), np.float64(0.9)),
+    },
+}
+
+
+def _as_python(value):
+    if isinstance(value, dict):
+        return {key: _as_python(v) for key, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_as_python(v) for v in value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
+@pytest.mark.parametrize("name", NUMPY_PARAMETERS)
+def test_numpy_scalars_as_parameters_fit_as_python_numbers(name):
+    value = NUMPY_PARAMETERS[name]
+    X = _table(40)
+    if name in ("input_shape", "conv_channels"):
+        X = X.reshape(40, 1, 2, 2) if name == "conv_channels" else X
+    params = {**FAST, "batch_size": 16, "max_epochs": 1}
+    est = GradientAnomalyDetector(**{**params, name: value}).fit(X)
+    expected = GradientAnomalyDetector(**{**params, name: _as_python(value)}).fit(X)
+    np.testing.assert_array_equal(est.score_samples(X), expected.score_samples(X))
+    assert est.offset_ == expected.offset_
+    assert est.get_params()[name] is value  # the caller's parameter is left as given
