@@ -157,11 +157,14 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         in a notebook).
     callbacks : list of skorch callbacks, default=None
         Extra callbacks for the skorch net (copied at each fit), e.g.
-        ``skorch.callbacks.LRScheduler``.
+        ``skorch.callbacks.LRScheduler``: instances, classes or ``(name, callback)``
+        tuples, as skorch takes them.
     net_params : dict, default=None
         Further keyword arguments of the skorch net, e.g.
         ``{"optimizer": torch.optim.SGD, "optimizer__momentum": 0.9}``. They override
-        the settings derived from the parameters above.
+        the settings derived from the parameters above. ``'module'``, ``'callbacks'``,
+        ``'train_split'`` and ``warm_start=True`` are refused: use ``network``,
+        ``callbacks`` and ``early_stopping``; every fit trains a new network.
 
     Attributes
     ----------
@@ -330,6 +333,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     def _fit(self, X):
         _check_layer_sizes("conv_channels", self.conv_channels)
         _check_net_params(self.net_params or {})
+        _check_callbacks(self.callbacks or [])
         if self.hidden_sizes != "auto":
             _check_layer_sizes("hidden_sizes", self.hidden_sizes)
         X, shape = to_samples(self, X, reset=True)
@@ -733,12 +737,66 @@ def _check_layer_sizes(name, sizes):
         raise ValueError(f"{name} must be a non-empty tuple of positive integers, got {sizes!r}")
 
 
+# net_params keys that would silently undo what the detector sets up, with what to use.
+_REFUSED_NET_PARAMS = {
+    "module": "pass the autoencoder as network",
+    "callbacks": (
+        "pass them as callbacks (net_params['callbacks'] would replace the detector's "
+        "own: early stopping and the divergence check)"
+    ),
+    "train_split": "use early_stopping and validation_fraction",
+}
+# skorch callback names the detector uses itself.
+_OWN_CALLBACKS = ("stop_on_nonfinite_loss", "early_stopping", "progress_bar")
+
+
 def _check_net_params(net_params):
-    """The settings that skorch would only trip over after training."""
-    for key in ("max_epochs", "batch_size"):
+    """The settings that skorch would only trip over after training, or ignore."""
+    for key, advice in _REFUSED_NET_PARAMS.items():
+        if key in net_params:
+            raise ValueError(f"net_params[{key!r}] is not supported: {advice}")
+    if net_params.get("warm_start", False):
+        # Each fit builds a new skorch net (a failed fit must leave no model behind, a
+        # collapsed one is trained again from scratch), so skorch's warm start would be
+        # silently ignored.
+        raise ValueError(
+            "net_params['warm_start'] is not supported: every fit trains a new network. "
+            "To start from the weights of a fitted detector, pass "
+            "network=fitted.net_.module_.autoencoder (its reference gradients start "
+            "afresh)."
+        )
+    for key in (
+        "max_epochs",
+        "batch_size",
+        "iterator_train__batch_size",
+        "iterator_valid__batch_size",
+    ):
         value = net_params.get(key, 1)
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
             raise ValueError(f"net_params[{key!r}] must be a positive integer, got {value!r}")
+
+
+def _check_callbacks(callbacks):
+    """What skorch accepts as a callback, checked before training: skorch would fail
+    with an AttributeError on a string, in its first epoch."""
+    for i, item in enumerate(callbacks):
+        name, callback = None, item
+        if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str):
+            name, callback = item
+        is_callback = isinstance(callback, Callback) or (
+            isinstance(callback, type) and issubclass(callback, Callback)
+        )
+        if not is_callback:
+            raise TypeError(
+                f"callbacks[{i}] is {item!r} ({type(item).__name__}): callbacks must be skorch "
+                "Callback instances (e.g. skorch.callbacks.ProgressBar()), Callback classes, "
+                "or (name, callback) tuples"
+            )
+        if name in _OWN_CALLBACKS:
+            raise ValueError(
+                f"callbacks[{i}] is named {name!r}, a name the detector uses for its own "
+                "callback; choose another name"
+            )
 
 
 def _check_training_ran(net):

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 
 import gradient_ad
 from gradient_ad import GradientAnomalyDetector
@@ -183,6 +184,17 @@ BAD_PARAMETERS = [
     (dict(random_state="seed"), "'random_state' parameter"),
     (dict(callbacks="progress"), "'callbacks' parameter"),
     (dict(net_params=["lr"]), "'net_params' parameter"),
+    (
+        dict(net_params={"warm_start": True}),
+        r"net_params\['warm_start'\] is not supported.*"
+        "network=fitted.net_.module_.autoencoder",
+    ),
+    (dict(net_params={"module": torch.nn.Linear(4, 4)}), "pass the autoencoder as network"),
+    (dict(net_params={"callbacks": []}), "pass them as callbacks"),
+    (dict(net_params={"train_split": None}), "use early_stopping and validation_fraction"),
+    (dict(net_params={"iterator_valid__batch_size": 0}), "must be a positive integer, got 0"),
+    (dict(net_params={"iterator_train__batch_size": 1.5}), "must be a positive integer"),
+    (dict(callbacks=[("early_stopping", EarlyStopping())]), "a name the detector uses"),
 ]
 
 
@@ -194,6 +206,37 @@ def test_bad_parameters_are_named_before_training(params, match, net_never_built
     with pytest.raises(ValueError, match=match):
         est.fit(_table())
     _assert_unfitted(est)
+
+
+BAD_CALLBACKS = {
+    "a name": (["progress_bar"], r"callbacks\[0\] is 'progress_bar' \(str\)"),
+    "a function": ([print], r"callbacks\[0\] is <built-in function print>"),
+    "a named string": ([("bar", "progress_bar")], r"callbacks\[0\] is \('bar', 'progress_bar'\)"),
+    "a name that is no string": ([(1, Callback())], r"callbacks\[0\] is \(1, "),
+    "a class that is no callback": ([Callback(), dict], r"callbacks\[1\] is <class 'dict'>"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CALLBACKS)
+def test_callbacks_that_are_no_skorch_callbacks_are_a_type_error(case, net_never_built):
+    callbacks, match = BAD_CALLBACKS[case]
+    est = GradientAnomalyDetector(callbacks=callbacks, **FAST)
+    with pytest.raises(TypeError, match=match + ".*callbacks must be skorch Callback instances"):
+        est.fit(_table())
+    _assert_unfitted(est)
+
+
+def test_callbacks_as_classes_and_named_tuples_work():
+    class Count(Callback):
+        epochs = 0
+
+        def on_epoch_end(self, net, **kwargs):
+            type(self).epochs += 1
+
+    scheduler = LRScheduler(policy="StepLR", step_size=1, gamma=0.5)
+    est = GradientAnomalyDetector(callbacks=[Count, ("halve", scheduler)], **FAST).fit(_table())
+    assert Count.epochs == 2
+    assert est.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**2)
 
 
 def test_network_factory_returning_no_module_is_a_type_error(net_never_built):
