@@ -40,6 +40,15 @@ _TUKEY_K = 1.5
 _MIN_CALIBRATION_ROWS = 100
 
 
+# score_batch_size: the 'auto' chunks are 1024-2048 rows and larger ones are no faster
+# (docs/performance.rst), while every chunk is padded to its full size, so a huge value
+# allocates that many rows even for a few samples, after training.
+_MAX_SCORE_BATCH_SIZE = 65536
+# Most bytes of one padded scoring chunk of input (float32); the network's intermediates
+# take several times as much.
+_MAX_CHUNK_INPUT_BYTES = 2**30
+
+
 class InconsistentVersionWarning(UserWarning):
     """A model is loaded by a gradient-ad version other than the one that saved it."""
 
@@ -142,7 +151,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         the fastest on the machines measured (see :ref:`performance`). On the CPU the
         convolutional network scores at most 256 at once, which is faster. Every chunk
         is padded to its full size, so a sample's score does not depend on the other
-        samples scored with it.
+        samples scored with it. At most 65536, and a chunk's input (``score_batch_size``
+        samples as float32) at most 1 GiB, checked before training.
     device : str or torch.device, default='cpu'
         Where to train and score, e.g. ``'cuda'``. A fitted model can be loaded on a
         machine without that device; it then runs on the CPU.
@@ -232,7 +242,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "max_restarts": [Interval(numbers.Integral, 0, None, closed="left")],
         "score_batch_size": [
-            Interval(numbers.Integral, 1, None, closed="left"),
+            Interval(numbers.Integral, 1, _MAX_SCORE_BATCH_SIZE, closed="both"),
             StrOptions({"auto"}),
         ],
         "device": [str, torch.device],
@@ -338,6 +348,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             _check_layer_sizes("hidden_sizes", self.hidden_sizes)
         X, shape = to_samples(self, X, reset=True)
         shape = _python(tuple(shape))  # input_shape may hold NumPy integers
+        _check_chunk_memory(self.score_batch_size, shape)
         device = _resolve_device(self.device)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         train, valid = self._split(X, seed)
@@ -774,6 +785,23 @@ def _check_net_params(net_params):
         value = net_params.get(key, 1)
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
             raise ValueError(f"net_params[{key!r}] must be a positive integer, got {value!r}")
+
+
+def _check_chunk_memory(score_batch_size, shape):
+    """Refuse, before training, a scoring chunk whose input alone exceeds 1 GiB: every
+    chunk is padded to ``score_batch_size`` rows, and the calibration after training
+    would otherwise try to allocate it."""
+    if score_batch_size == "auto":
+        return
+    row_bytes = 4 * math.prod(shape)
+    if score_batch_size * row_bytes > _MAX_CHUNK_INPUT_BYTES:
+        largest = max(1, _MAX_CHUNK_INPUT_BYTES // row_bytes)
+        raise ValueError(
+            f"score_batch_size={score_batch_size} pads every scoring chunk to "
+            f"{score_batch_size} samples of shape {shape}: "
+            f"{score_batch_size * row_bytes / 2**30:.3g} GiB of float32 input before the "
+            f"network's own intermediates. Use at most {largest} for this data, or 'auto'."
+        )
 
 
 def _check_callbacks(callbacks):

@@ -148,6 +148,8 @@ BAD_PARAMETERS = [
     (dict(batch_size=2.5), "'batch_size' parameter"),
     (dict(score_batch_size=0), "'score_batch_size' parameter"),
     (dict(score_batch_size="large"), "'score_batch_size' parameter"),
+    (dict(score_batch_size=65537), "'score_batch_size' parameter.*65536"),
+    (dict(score_batch_size=10**9), "'score_batch_size' parameter"),
     (dict(max_epochs=0), "'max_epochs' parameter"),
     (dict(lr=0.0), "'lr' parameter"),
     (dict(lr=-1e-3), "'lr' parameter"),
@@ -237,6 +239,14 @@ def test_callbacks_as_classes_and_named_tuples_work():
     est = GradientAnomalyDetector(callbacks=[Count, ("halve", scheduler)], **FAST).fit(_table())
     assert Count.epochs == 2
     assert est.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**2)
+
+
+def test_scoring_chunk_over_a_gibibyte_is_refused_before_training(net_never_built):
+    # 65536 padded rows of 8192 float32 values: 2 GiB of input per scoring chunk.
+    est = GradientAnomalyDetector(score_batch_size=65536, **FAST)
+    with pytest.raises(ValueError, match="2 GiB of float32 input.*at most 32768 for this"):
+        est.fit(_table(4, 8192))
+    _assert_unfitted(est)
 
 
 def test_network_factory_returning_no_module_is_a_type_error(net_never_built):
