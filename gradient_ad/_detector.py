@@ -4,6 +4,7 @@ import contextlib
 import copy
 import math
 import numbers
+import threading
 import warnings
 
 import numpy as np
@@ -712,12 +713,23 @@ def _resolve_device(device):
     return str(device)
 
 
+# torch draws initial weights (and dropout masks) from one process-wide generator, which
+# threads share: seeded fits in threads (a threading joblib backend, Dask's threaded
+# scheduler) would reseed it under each other, and the last to restore it would leave
+# another fit's state to the caller. So seeded blocks run one at a time. Reentrant: a
+# network factory may itself fit a detector.
+_SEED_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def _seeded(seed, device):
-    """Seed torch for a block and restore the caller's random state afterwards."""
+    """Seed torch for a block and restore the caller's random state afterwards.
+
+    Holds ``_SEED_LOCK``: fits in threads of one process train one at a time.
+    """
     device = torch.device(device)
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with _SEED_LOCK, torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
 

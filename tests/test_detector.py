@@ -165,6 +165,37 @@ def test_same_random_state_same_model_and_caller_seed_untouched(digits):
     assert not np.allclose(a.score_samples(X[150:200]), c.score_samples(X[150:200]))
 
 
+def _dropout_mlp(shape):
+    # Dropout draws from torch's global generator at every training step, so concurrent
+    # fits that shared it unguarded would disturb each other (and it is off when scoring).
+    n = shape[0]
+    return torch.nn.Sequential(
+        torch.nn.Linear(n, 16), torch.nn.ReLU(), torch.nn.Dropout(0.3), torch.nn.Linear(16, n)
+    )
+
+
+def test_seeded_fits_in_threads_are_reproducible_and_leave_caller_seed_untouched(digits):
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, _ = digits
+    params = dict(network=_dropout_mlp, constrained="all", max_epochs=2, batch_size=8)
+
+    def fit_and_score(seed):
+        est = GradientAnomalyDetector(random_state=seed, **params).fit(X[:120])
+        return est.score_samples(X[120:160]), est.offset_
+
+    expected = fit_and_score(0)
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(fit_and_score, [0, 0, 0, 0, 1]))
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for scores, offset in results[:4]:
+        np.testing.assert_array_equal(scores, expected[0])
+        assert offset == expected[1]
+    assert not np.allclose(results[4][0], expected[0])
+
+
 def test_refit_gives_same_model(digits):
     X, _ = digits
     est = GradientAnomalyDetector(**FAST)
