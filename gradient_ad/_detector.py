@@ -4,6 +4,7 @@ import contextlib
 import copy
 import math
 import numbers
+import threading
 import warnings
 
 import numpy as np
@@ -33,6 +34,21 @@ __all__ = ["GradientAnomalyDetector", "InconsistentVersionWarning"]
 
 # Tukey's fence: scores beyond Q3 + 1.5 IQR of held-out normal data are outliers.
 _TUKEY_K = 1.5
+# Fewest held-out rows that calibrate contamination='auto' and beta='auto'. With fewer
+# (under 1000 training rows at validation_fraction=0.1) its quartiles are so noisy that
+# the fence flagged 8-55% of new normal data (Gaussian and digits tables of 10 to 500
+# rows, mean of 3 seeds), where the fence on all training rows flagged 2-11%; from
+# 1000 rows on both flag about 4%. See docs/robustness.rst.
+_MIN_CALIBRATION_ROWS = 100
+
+
+# score_batch_size: the 'auto' chunks are 1024-2048 rows and larger ones are no faster
+# (docs/performance.rst), while every chunk is padded to its full size, so a huge value
+# allocates that many rows even for a few samples, after training.
+_MAX_SCORE_BATCH_SIZE = 65536
+# Most bytes of one padded scoring chunk of input (float32); the network's intermediates
+# take several times as much.
+_MAX_CHUNK_INPUT_BYTES = 2**30
 
 
 class InconsistentVersionWarning(UserWarning):
@@ -92,8 +108,9 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         reconstruction error depends on the data's scale, the alignment lies in
         [-1, 1]. ``'auto'`` weighs the two terms equally: ``beta_`` is the standard
         deviation of the reconstruction error divided by that of the alignment, both
-        on the held-out validation slice (all training data when there is none), which
-        ranks samples as the sum of the two terms standardised would. The paper's
+        on the held-out validation slice (all training data when there is none or it
+        has fewer than 100 rows), which ranks samples as the sum of the two terms
+        standardised would. The paper's
         setting is ``0.12``; see :ref:`user_guide` for when ``'auto'`` does better.
     max_epochs : int, default=100
         Most training epochs.
@@ -107,8 +124,9 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         Sets ``offset_``. A float in (0, 0.5] is the expected share of outliers in
         the training data: ``offset_`` is that percentile of the training scores.
         ``'auto'``: Tukey's fence on the held-out validation slice (all training data
-        when there is none): samples whose anomaly score exceeds the slice's third
-        quartile plus 1.5 interquartile ranges are outliers.
+        when there is none or it has fewer than 100 rows, as its quartiles would be
+        too noisy): samples whose anomaly score exceeds the third quartile plus 1.5
+        interquartile ranges of those scores are outliers.
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the training data, stop when its GradCon
         loss has not improved for ``n_iter_no_change`` epochs, and keep the weights
@@ -135,7 +153,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         the fastest on the machines measured (see :ref:`performance`). On the CPU the
         convolutional network scores at most 256 at once, which is faster. Every chunk
         is padded to its full size, so a sample's score does not depend on the other
-        samples scored with it.
+        samples scored with it. At most 65536, and a chunk's input (``score_batch_size``
+        samples as float32) at most 1 GiB, checked before training.
     device : str or torch.device, default='cpu'
         Where to train and score, e.g. ``'cuda'``. A fitted model can be loaded on a
         machine without that device; it then runs on the CPU.
@@ -150,11 +169,14 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         in a notebook).
     callbacks : list of skorch callbacks, default=None
         Extra callbacks for the skorch net (copied at each fit), e.g.
-        ``skorch.callbacks.LRScheduler``.
+        ``skorch.callbacks.LRScheduler``: instances, classes or ``(name, callback)``
+        tuples, as skorch takes them.
     net_params : dict, default=None
         Further keyword arguments of the skorch net, e.g.
         ``{"optimizer": torch.optim.SGD, "optimizer__momentum": 0.9}``. They override
-        the settings derived from the parameters above.
+        the settings derived from the parameters above. ``'module'``, ``'callbacks'``,
+        ``'train_split'`` and ``warm_start=True`` are refused: use ``network``,
+        ``callbacks`` and ``early_stopping``; every fit trains a new network.
 
     Attributes
     ----------
@@ -222,7 +244,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "max_restarts": [Interval(numbers.Integral, 0, None, closed="left")],
         "score_batch_size": [
-            Interval(numbers.Integral, 1, None, closed="left"),
+            Interval(numbers.Integral, 1, _MAX_SCORE_BATCH_SIZE, closed="both"),
             StrOptions({"auto"}),
         ],
         "device": [str, torch.device],
@@ -323,9 +345,12 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     def _fit(self, X):
         _check_layer_sizes("conv_channels", self.conv_channels)
         _check_net_params(self.net_params or {})
+        _check_callbacks(self.callbacks or [])
         if self.hidden_sizes != "auto":
             _check_layer_sizes("hidden_sizes", self.hidden_sizes)
         X, shape = to_samples(self, X, reset=True)
+        shape = _python(tuple(shape))  # input_shape may hold NumPy integers
+        _check_chunk_memory(self.score_batch_size, shape)
         device = _resolve_device(self.device)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         train, valid = self._split(X, seed)
@@ -338,8 +363,10 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
                 stacklevel=4,
             )
 
-        # Held-out normal data calibrates beta='auto' and contamination='auto'.
-        held_out = X if valid is None else valid
+        # Held-out normal data calibrates beta='auto' and contamination='auto'; the
+        # quartiles and spreads of a small slice are too noisy, so below
+        # _MIN_CALIBRATION_ROWS rows all the training data calibrates instead.
+        held_out = _calibration_rows(X, valid)
         held_out_terms = self._score_terms(net, held_out)
         _check_finite(held_out_terms[0] - held_out_terms[1], "the training data")
         beta = auto_beta(*held_out_terms) if self.beta == "auto" else float(self.beta)
@@ -386,7 +413,9 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
                 f"validation_fraction={self.validation_fraction} of {len(X)} samples leaves "
                 "no training samples; lower it, pass more samples or set early_stopping=False"
             )
-        train, valid = train_test_split(X, test_size=self.validation_fraction, random_state=seed)
+        train, valid = train_test_split(
+            X, test_size=_python(self.validation_fraction), random_state=seed
+        )
         return train, valid
 
     def _train(self, shape, X, train, valid, device, seed):
@@ -474,13 +503,14 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
                     "network='conv' needs images: pass X as (n, H, W) or (n, C, H, W), "
                     "or flat rows with input_shape"
                 )
-            module = ConvAutoencoder(shape, tuple(self.conv_channels), sigmoid_output=sigmoid)
+            channels = _python(tuple(self.conv_channels))
+            module = ConvAutoencoder(shape, channels, sigmoid_output=sigmoid)
         else:
             hidden = self.hidden_sizes
             if hidden == "auto":
                 n_features = int(np.prod(shape))
                 hidden = (64, 32, max(1, min(16, n_features // 2)))
-            module = MLPAutoencoder(shape, tuple(hidden), sigmoid_output=sigmoid)
+            module = MLPAutoencoder(shape, _python(tuple(hidden)), sigmoid_output=sigmoid)
         return kaiming_init(module) if reinitialise else module
 
     def _net_kwargs(self, module, valid, device, seed):
@@ -491,8 +521,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
                     "early_stopping",
                     EarlyStopping(
                         monitor="valid_loss",
-                        patience=self.n_iter_no_change,
-                        threshold=self.tol,
+                        patience=_python(self.n_iter_no_change),
+                        threshold=_python(self.tol),
                         threshold_mode="rel",
                         load_best=True,
                         sink=_silent,
@@ -503,22 +533,22 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         callbacks += copy.deepcopy(self.callbacks or [])
         kwargs = {
             "module": module,
-            "alpha": self.alpha,
+            "alpha": _python(self.alpha),
             "reference": self.reference,
             "criterion": nn.MSELoss,
             "optimizer": torch.optim.Adam,
-            "lr": self.lr,
-            "optimizer__weight_decay": self.weight_decay,
-            "max_epochs": self.max_epochs,
-            "batch_size": self.batch_size,
+            "lr": _python(self.lr),
+            "optimizer__weight_decay": _python(self.weight_decay),
+            "max_epochs": _python(self.max_epochs),
+            "batch_size": _python(self.batch_size),
             "iterator_train__shuffle": True,
             "iterator_train__generator": torch.Generator().manual_seed(seed),
             "train_split": None if valid is None else predefined_split(Dataset(valid)),
             "callbacks": callbacks,
             "device": device,
-            "verbose": self.verbose,
+            "verbose": _python(self.verbose),
         }
-        kwargs.update(self.net_params or {})
+        kwargs.update({key: _python(value) for key, value in (self.net_params or {}).items()})
         return kwargs
 
     # -- scoring --------------------------------------------------------------------
@@ -562,7 +592,9 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         return terms
 
     def _score_terms(self, net, X):
-        return score_terms(net.module_, X, self.score_batch_size, net.device, verbose=self.verbose)
+        return score_terms(
+            net.module_, X, _python(self.score_batch_size), net.device, verbose=self.verbose
+        )
 
     def score_samples(self, X):
         """Opposite of the GradCon anomaly score: higher is more normal.
@@ -655,6 +687,27 @@ def _scored_with(state):
     return state["net_"], state["beta_"], state["offset_"]
 
 
+def _calibration_rows(X, valid):
+    """The rows that calibrate ``beta='auto'`` and ``contamination='auto'``: the held-out
+    slice when it has at least ``_MIN_CALIBRATION_ROWS`` rows, else all of ``X``."""
+    if valid is None or len(valid) < _MIN_CALIBRATION_ROWS:
+        return X
+    return valid
+
+
+def _python(value):
+    """``value`` with NumPy scalars (also inside a tuple or list) as Python numbers.
+
+    GridSearchCV over ``np.array([8, 16])`` passes ``np.int64(8)``, which scikit-learn's
+    validation accepts as an integer but torch's DataLoader refuses as a batch size.
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    if type(value) in (tuple, list):  # not subclasses, e.g. a namedtuple
+        return type(value)(_python(v) for v in value)
+    return value
+
+
 def _resolve_device(device):
     try:
         device = torch.device(device)
@@ -667,12 +720,23 @@ def _resolve_device(device):
     return str(device)
 
 
+# torch draws initial weights (and dropout masks) from one process-wide generator, which
+# threads share: seeded fits in threads (a threading joblib backend, Dask's threaded
+# scheduler) would reseed it under each other, and the last to restore it would leave
+# another fit's state to the caller. So seeded blocks run one at a time. Reentrant: a
+# network factory may itself fit a detector.
+_SEED_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def _seeded(seed, device):
-    """Seed torch for a block and restore the caller's random state afterwards."""
+    """Seed torch for a block and restore the caller's random state afterwards.
+
+    Holds ``_SEED_LOCK``: fits in threads of one process train one at a time.
+    """
     device = torch.device(device)
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with _SEED_LOCK, torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
 
@@ -751,12 +815,83 @@ def _check_layer_sizes(name, sizes):
         raise ValueError(f"{name} must be a non-empty tuple of positive integers, got {sizes!r}")
 
 
+# net_params keys that would silently undo what the detector sets up, with what to use.
+_REFUSED_NET_PARAMS = {
+    "module": "pass the autoencoder as network",
+    "callbacks": (
+        "pass them as callbacks (net_params['callbacks'] would replace the detector's "
+        "own: early stopping and the divergence check)"
+    ),
+    "train_split": "use early_stopping and validation_fraction",
+}
+# skorch callback names the detector uses itself.
+_OWN_CALLBACKS = ("stop_on_nonfinite_loss", "early_stopping", "progress_bar")
+
+
 def _check_net_params(net_params):
-    """The settings that skorch would only trip over after training."""
-    for key in ("max_epochs", "batch_size"):
+    """The settings that skorch would only trip over after training, or ignore."""
+    for key, advice in _REFUSED_NET_PARAMS.items():
+        if key in net_params:
+            raise ValueError(f"net_params[{key!r}] is not supported: {advice}")
+    if net_params.get("warm_start", False):
+        # Each fit builds a new skorch net (a failed fit must leave no model behind, a
+        # collapsed one is trained again from scratch), so skorch's warm start would be
+        # silently ignored.
+        raise ValueError(
+            "net_params['warm_start'] is not supported: every fit trains a new network. "
+            "To start from the weights of a fitted detector, pass "
+            "network=fitted.net_.module_.autoencoder (its reference gradients start "
+            "afresh)."
+        )
+    for key in (
+        "max_epochs",
+        "batch_size",
+        "iterator_train__batch_size",
+        "iterator_valid__batch_size",
+    ):
         value = net_params.get(key, 1)
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
             raise ValueError(f"net_params[{key!r}] must be a positive integer, got {value!r}")
+
+
+def _check_chunk_memory(score_batch_size, shape):
+    """Refuse, before training, a scoring chunk whose input alone exceeds 1 GiB: every
+    chunk is padded to ``score_batch_size`` rows, and the calibration after training
+    would otherwise try to allocate it."""
+    if score_batch_size == "auto":
+        return
+    row_bytes = 4 * math.prod(shape)
+    if score_batch_size * row_bytes > _MAX_CHUNK_INPUT_BYTES:
+        largest = max(1, _MAX_CHUNK_INPUT_BYTES // row_bytes)
+        raise ValueError(
+            f"score_batch_size={score_batch_size} pads every scoring chunk to "
+            f"{score_batch_size} samples of shape {shape}: "
+            f"{score_batch_size * row_bytes / 2**30:.3g} GiB of float32 input before the "
+            f"network's own intermediates. Use at most {largest} for this data, or 'auto'."
+        )
+
+
+def _check_callbacks(callbacks):
+    """What skorch accepts as a callback, checked before training: skorch would fail
+    with an AttributeError on a string, in its first epoch."""
+    for i, item in enumerate(callbacks):
+        name, callback = None, item
+        if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str):
+            name, callback = item
+        is_callback = isinstance(callback, Callback) or (
+            isinstance(callback, type) and issubclass(callback, Callback)
+        )
+        if not is_callback:
+            raise TypeError(
+                f"callbacks[{i}] is {item!r} ({type(item).__name__}): callbacks must be skorch "
+                "Callback instances (e.g. skorch.callbacks.ProgressBar()), Callback classes, "
+                "or (name, callback) tuples"
+            )
+        if name in _OWN_CALLBACKS:
+            raise ValueError(
+                f"callbacks[{i}] is named {name!r}, a name the detector uses for its own "
+                "callback; choose another name"
+            )
 
 
 def _check_training_ran(net):

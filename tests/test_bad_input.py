@@ -15,6 +15,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 
 import gradient_ad
 from gradient_ad import GradientAnomalyDetector
@@ -147,6 +148,8 @@ BAD_PARAMETERS = [
     (dict(batch_size=2.5), "'batch_size' parameter"),
     (dict(score_batch_size=0), "'score_batch_size' parameter"),
     (dict(score_batch_size="large"), "'score_batch_size' parameter"),
+    (dict(score_batch_size=65537), "'score_batch_size' parameter.*65536"),
+    (dict(score_batch_size=10**9), "'score_batch_size' parameter"),
     (dict(max_epochs=0), "'max_epochs' parameter"),
     (dict(lr=0.0), "'lr' parameter"),
     (dict(lr=-1e-3), "'lr' parameter"),
@@ -183,6 +186,17 @@ BAD_PARAMETERS = [
     (dict(random_state="seed"), "'random_state' parameter"),
     (dict(callbacks="progress"), "'callbacks' parameter"),
     (dict(net_params=["lr"]), "'net_params' parameter"),
+    (
+        dict(net_params={"warm_start": True}),
+        r"net_params\['warm_start'\] is not supported.*"
+        "network=fitted.net_.module_.autoencoder",
+    ),
+    (dict(net_params={"module": torch.nn.Linear(4, 4)}), "pass the autoencoder as network"),
+    (dict(net_params={"callbacks": []}), "pass them as callbacks"),
+    (dict(net_params={"train_split": None}), "use early_stopping and validation_fraction"),
+    (dict(net_params={"iterator_valid__batch_size": 0}), "must be a positive integer, got 0"),
+    (dict(net_params={"iterator_train__batch_size": 1.5}), "must be a positive integer"),
+    (dict(callbacks=[("early_stopping", EarlyStopping())]), "a name the detector uses"),
 ]
 
 
@@ -193,6 +207,45 @@ def test_bad_parameters_are_named_before_training(params, match, net_never_built
     est = GradientAnomalyDetector(**{**FAST, **params})
     with pytest.raises(ValueError, match=match):
         est.fit(_table())
+    _assert_unfitted(est)
+
+
+BAD_CALLBACKS = {
+    "a name": (["progress_bar"], r"callbacks\[0\] is 'progress_bar' \(str\)"),
+    "a function": ([print], r"callbacks\[0\] is <built-in function print>"),
+    "a named string": ([("bar", "progress_bar")], r"callbacks\[0\] is \('bar', 'progress_bar'\)"),
+    "a name that is no string": ([(1, Callback())], r"callbacks\[0\] is \(1, "),
+    "a class that is no callback": ([Callback(), dict], r"callbacks\[1\] is <class 'dict'>"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CALLBACKS)
+def test_callbacks_that_are_no_skorch_callbacks_are_a_type_error(case, net_never_built):
+    callbacks, match = BAD_CALLBACKS[case]
+    est = GradientAnomalyDetector(callbacks=callbacks, **FAST)
+    with pytest.raises(TypeError, match=match + ".*callbacks must be skorch Callback instances"):
+        est.fit(_table())
+    _assert_unfitted(est)
+
+
+def test_callbacks_as_classes_and_named_tuples_work():
+    class Count(Callback):
+        epochs = 0
+
+        def on_epoch_end(self, net, **kwargs):
+            type(self).epochs += 1
+
+    scheduler = LRScheduler(policy="StepLR", step_size=1, gamma=0.5)
+    est = GradientAnomalyDetector(callbacks=[Count, ("halve", scheduler)], **FAST).fit(_table())
+    assert Count.epochs == 2
+    assert est.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**2)
+
+
+def test_scoring_chunk_over_a_gibibyte_is_refused_before_training(net_never_built):
+    # 65536 padded rows of 8192 float32 values: 2 GiB of input per scoring chunk.
+    est = GradientAnomalyDetector(score_batch_size=65536, **FAST)
+    with pytest.raises(ValueError, match="2 GiB of float32 input.*at most 32768 for this"):
+        est.fit(_table(4, 8192))
     _assert_unfitted(est)
 
 
@@ -356,3 +409,58 @@ def test_one_row_scores_as_in_a_batch(table_model):
     batch = table_model.score_samples(X)
     single = [table_model.score_samples(X[i : i + 1])[0] for i in range(5)]
     np.testing.assert_array_equal(single, batch)
+
+
+# -- NumPy scalars as parameters --------------------------------------------------------
+
+# What GridSearchCV over np.array([...]) passes: every int and float parameter, also
+# inside tuples and net_params. np.float32 values differ from the Python float of the
+# same literal, so each fit is compared with a fit on value.item(), bitwise.
+NUMPY_PARAMETERS = {
+    "max_epochs": np.int64(2),
+    "batch_size": np.int64(8),
+    "lr": np.float64(1e-2),
+    "alpha": np.float32(0.05),
+    "beta": np.float32(0.2),
+    "weight_decay": np.float64(1e-4),
+    "contamination": np.float64(0.1),
+    "validation_fraction": np.float64(0.2),
+    "n_iter_no_change": np.int32(1),
+    "tol": np.float64(0.5),
+    "max_restarts": np.int64(1),
+    "score_batch_size": np.int64(7),
+    "random_state": np.int64(3),
+    "verbose": np.int64(0),
+    "early_stopping": np.bool_(False),
+    "hidden_sizes": (np.int64(8), np.int32(3)),
+    "input_shape": (np.int64(2), np.int64(2)),
+    "conv_channels": (np.int64(2), np.int64(3)),
+    "net_params": {
+        "max_epochs": np.int64(3),
+        "batch_size": np.int64(8),
+        "lr": np.float64(1e-2),
+        "optimizer__betas": (np.float64(0.8), np.float64(0.9)),
+    },
+}
+
+
+def _as_python(value):
+    if isinstance(value, dict):
+        return {key: _as_python(v) for key, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_as_python(v) for v in value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
+@pytest.mark.parametrize("name", NUMPY_PARAMETERS)
+def test_numpy_scalars_as_parameters_fit_as_python_numbers(name):
+    value = NUMPY_PARAMETERS[name]
+    X = _table(40)
+    if name in ("input_shape", "conv_channels"):
+        X = X.reshape(40, 1, 2, 2) if name == "conv_channels" else X
+    params = {**FAST, "batch_size": 16, "max_epochs": 1}
+    est = GradientAnomalyDetector(**{**params, name: value}).fit(X)
+    expected = GradientAnomalyDetector(**{**params, name: _as_python(value)}).fit(X)
+    np.testing.assert_array_equal(est.score_samples(X), expected.score_samples(X))
+    assert est.offset_ == expected.offset_
+    assert est.get_params()[name] is value  # the caller's parameter is left as given
