@@ -118,8 +118,8 @@ def _check_columns(X):
     """Name the DataFrame columns that are not numbers (scikit-learn would fail with a
     comparison or promotion error that names none)."""
     dtypes = getattr(X, "dtypes", None)
-    if dtypes is None or not hasattr(X, "columns") or np.ndim(dtypes) != 1:
-        return
+    if not (hasattr(X, "iloc") and hasattr(dtypes, "items")):
+        return  # not a pandas DataFrame (a Series is 1-D: scikit-learn refuses it)
     from pandas.api.types import infer_dtype, is_bool_dtype, is_numeric_dtype, is_object_dtype
 
     numeric_objects = {"integer", "floating", "mixed-integer-float", "boolean", "decimal", "empty"}
