@@ -190,6 +190,15 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         ``decision_function(X) = score_samples(X) - offset_``.
     input_shape_ : tuple of int
         Shape of one sample as the network sees it.
+    input_scale_ : float
+        What the training data was divided by: 255.0 for ``uint8`` input (8-bit
+        images), 1.0 for any other dtype. Scoring applies the same rule: a model
+        fitted on ``uint8`` refuses other dtypes with values above 1.5 (pixels of 0-255
+        not divided by 255), a model fitted on other dtypes refuses ``uint8``. ``None``
+        for a model saved before this attribute existed: no check.
+    input_range_ : tuple of float
+        Smallest and largest training value, after the division by
+        ``input_scale_``; ``None`` for a model saved before this attribute existed.
     n_iter_ : int
         Epochs run (in the last training run, after restarts).
     n_restarts_ : int
@@ -317,7 +326,9 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features), (n_samples, H, W) \
                 or (n_samples, C, H, W)
-            Training data. ``uint8`` images are divided by 255.
+            Training data. ``uint8`` images are divided by 255; any other dtype is
+            taken as it is. The model records which (``input_scale_``) and refuses,
+            when scoring, input prepared the other way (see :ref:`user_guide`).
         y : Ignored
             Not used, present for API consistency.
 
@@ -397,6 +408,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             "beta_",
             "offset_",
             "input_shape_",
+            "input_scale_",
+            "input_range_",
             "n_iter_",
             "n_restarts_",
             "reconstruction_spread_",
@@ -674,6 +687,10 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         if "net_" in state:
             state.setdefault("n_restarts_", 0)
             state.setdefault("reconstruction_spread_", float("nan"))
+            # Saved before the input scale was recorded: scoring keeps that version's
+            # rule (uint8 divided by 255, anything else as it is), unchecked.
+            state.setdefault("input_scale_", None)
+            state.setdefault("input_range_", None)
         digest = state.pop("_gradient_ad_sha256", None)
         if digest is not None and model_digest(*_scored_with(state)) != digest:
             raise ValueError(

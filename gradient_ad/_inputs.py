@@ -31,6 +31,11 @@ def sample_shape(X_shape, input_shape):
                 f"input_shape={tuple(input_shape)} does not match X of shape {X_shape}"
             )
         return wanted
+    if _looks_channels_last(per_sample):
+        raise ValueError(
+            _channels_last_message(X_shape)
+            + " If the shape is right as it is, pass input_shape=(channels, height, width)."
+        )
     if len(per_sample) in (1, 3):
         return per_sample
     if len(per_sample) == 2:
@@ -61,27 +66,165 @@ def _as_image_shape(shape):
 # scores (seen from 1e10 on small images). Rejecting above 1e9 fails before any work.
 MAX_ABS_VALUE = 1e9
 
+# uint8 images are divided by 255. A model fitted on them sees values in [0, 1]; other
+# input it is given must be on that scale already. Pixels of 0-255 stored as floats
+# or wider integers have a value of at least 2 somewhere (unless they are all 0 or 1),
+# so a maximum above 1.5 means "not divided by 255", while [0, 1] data slightly
+# overshooting 1 (noise, interpolation) is still accepted.
+UINT8_SCALE = 255.0
+MAX_SCALED_VALUE = 1.5
 
-def _check_magnitude(X):
-    peak = max(float(X.max()), -float(X.min()))  # no temporary copy, unlike np.abs(X)
-    if peak > MAX_ABS_VALUE:
-        raise ValueError(
-            f"X contains values of magnitude {peak:.3g}; gradient-ad accepts magnitudes up "
-            f"to {MAX_ABS_VALUE:.0e}, beyond which its float32 gradient products overflow. "
-            "Standardise the features, e.g. with sklearn.preprocessing.StandardScaler."
+_SHOWN_ROWS = 5
+
+
+def _row_list(bad_rows, n_rows):
+    """``'2 of 40 rows (rows 3, 17)'``: which rows are meant, the first few by index."""
+    rows = np.flatnonzero(bad_rows)
+    shown = ", ".join(str(i) for i in rows[:_SHOWN_ROWS])
+    more = f" and {len(rows) - _SHOWN_ROWS} more" if len(rows) > _SHOWN_ROWS else ""
+    word = "row" if len(rows) == 1 else "rows"
+    return f"{len(rows)} of {n_rows} rows ({word} {shown}{more})"
+
+
+def _check_values(X):
+    """Refuse NaN, infinity and magnitudes above ``MAX_ABS_VALUE``, naming the rows.
+
+    The minimum and maximum decide (NaN propagates through both); only a batch that
+    fails pays for the per-row search.
+    """
+    if X.size == 0 or (X.dtype.itemsize == 1 and X.dtype.kind in "biu"):
+        return  # bool and 8-bit integers cannot hold such values
+    low, high = float(X.min()), float(X.max())
+    if math.isfinite(low) and math.isfinite(high) and max(high, -low) <= MAX_ABS_VALUE:
+        return
+    flat = X.reshape(len(X), -1)
+    where = "Drop or impute those rows, e.g. with sklearn.impute.SimpleImputer."
+    nan = np.isnan(flat).any(axis=1) if X.dtype.kind == "f" else np.zeros(len(X), bool)
+    if nan.any():
+        raise ValueError(f"Input X contains NaN in {_row_list(nan, len(X))}. {where}")
+    infinite = np.isinf(flat).any(axis=1) if X.dtype.kind == "f" else nan
+    if infinite.any():
+        raise ValueError(f"Input X contains infinity in {_row_list(infinite, len(X))}. {where}")
+    huge = (np.abs(flat) > MAX_ABS_VALUE).any(axis=1)
+    raise ValueError(
+        f"X contains values of magnitude {max(high, -low):.3g} in {_row_list(huge, len(X))}; "
+        f"gradient-ad accepts magnitudes up to {MAX_ABS_VALUE:.0e}, beyond which its "
+        "float32 gradient products overflow. Standardise the features, e.g. with "
+        "sklearn.preprocessing.StandardScaler, or drop those rows."
+    )
+
+
+def _check_columns(X):
+    """Name the DataFrame columns that are not numbers (scikit-learn would fail with a
+    comparison or promotion error that names none)."""
+    dtypes = getattr(X, "dtypes", None)
+    if not (hasattr(X, "iloc") and hasattr(dtypes, "items")):
+        return  # not a pandas DataFrame (a Series is 1-D: scikit-learn refuses it)
+    from pandas.api.types import infer_dtype, is_bool_dtype, is_numeric_dtype, is_object_dtype
+
+    numeric_objects = {"integer", "floating", "mixed-integer-float", "boolean", "decimal", "empty"}
+    bad = [
+        f"{name!r} ({dtype})"
+        for i, (name, dtype) in enumerate(dtypes.items())
+        if not (is_numeric_dtype(dtype) or is_bool_dtype(dtype))
+        and not (
+            is_object_dtype(dtype) and infer_dtype(X.iloc[:, i], skipna=True) in numeric_objects
         )
+    ]
+    if bad:
+        raise ValueError(
+            f"X has non-numeric columns: {', '.join(bad)}. gradient-ad needs numbers: encode "
+            "categories and strings (e.g. sklearn.preprocessing.OneHotEncoder or "
+            "OrdinalEncoder in a sklearn.compose.ColumnTransformer), turn datetimes and "
+            "durations into numbers (e.g. seconds), or drop those columns."
+        )
+
+
+def _looks_channels_last(per_sample):
+    """``(H, W, C)`` with a few channels, passed where ``(C, H, W)`` is expected."""
+    return len(per_sample) == 3 and per_sample[2] in (1, 3, 4) and per_sample[0] > per_sample[2]
+
+
+def _channels_last_message(shape):
+    return (
+        f"X has shape {tuple(shape)}, which looks like images with the channels last "
+        f"({shape[-1]} channel(s) of {shape[1]} x {shape[2]}); gradient-ad reads 4-D input "
+        "as (n, channels, height, width). Pass the channels first: np.moveaxis(X, -1, 1)."
+    )
+
+
+def _check_channels_last(X, fitted_shape):
+    """At scoring, before scikit-learn counts axis 1 as features: the fitted images
+    with their channels moved last."""
+    shape = getattr(X, "shape", None)
+    if shape is None or len(shape) != 4 or tuple(shape[1:]) == tuple(fitted_shape):
+        return
+    if (shape[3], shape[1], shape[2]) == tuple(fitted_shape):
+        raise ValueError(
+            _channels_last_message(shape)
+            + f" The model was fitted on images of shape {tuple(fitted_shape)}."
+        )
+
+
+def _input_scale(estimator, X, reset):
+    """The divisor of X (``None``: as it is), after checking X against the fitted rule.
+
+    In ``fit``, ``uint8`` input is divided by 255 and anything else is taken as it is;
+    the model records which (``input_scale_``) and its training range
+    (``input_range_``, on the network's scale). Scoring applies the same rule, and
+    refuses input whose dtype and range say it was prepared another way, since that
+    would score silently wrong.
+    """
+    scale = UINT8_SCALE if X.dtype == np.uint8 else None
+    if reset:
+        estimator.input_scale_ = UINT8_SCALE if scale else 1.0
+        estimator.input_range_ = (
+            float(X.min()) / estimator.input_scale_,
+            float(X.max()) / estimator.input_scale_,
+        )
+        return scale
+    fitted = getattr(estimator, "input_scale_", None)
+    if fitted is None:  # saved before the rule was recorded: the rule of that version
+        return scale
+    name = type(estimator).__name__
+    if fitted == UINT8_SCALE and scale is None and X.size and float(X.max()) > MAX_SCALED_VALUE:
+        raise ValueError(
+            f"X is {X.dtype.name} with values up to {float(X.max()):.4g}, but this {name} was "
+            "fitted on uint8 images, which it divides by 255 to [0, 1]: X looks like pixels "
+            "of 0-255 that were not divided. Pass them as uint8 (X.astype(np.uint8)) or "
+            "divide them by 255 (other dtypes are taken as they are)."
+        )
+    if fitted != UINT8_SCALE and scale is not None:
+        low, high = estimator.input_range_
+        advice = (
+            "If the training images were uint8 pixels divided by 255, pass X / 255"
+            if 0 <= low and high <= 1
+            else "Convert X as you converted the training data, e.g. X.astype(np.float32)"
+        )
+        raise ValueError(
+            f"X is uint8, but this {name} was fitted on input that it took as it was "
+            f"(not uint8; values in [{low:.4g}, {high:.4g}]): dividing X by 255, as it "
+            f"does for uint8 training images, might not match. {advice}, or fit on uint8."
+        )
+    return scale
 
 
 def to_samples(estimator, X, *, reset, stream=False):
     """Validate ``X`` and return float32 samples of shape ``(n, *input_shape_)``.
 
-    ``uint8`` input (8-bit images) is divided by 255; every other numeric type is
-    cast to float32 unchanged. Values of magnitude above ``MAX_ABS_VALUE`` are
-    rejected. With ``reset=True`` (in ``fit``) this sets
+    In ``fit`` (``reset=True``), ``uint8`` input (8-bit images) is divided by 255 and
+    every other numeric type is cast to float32 unchanged; the rule is recorded
+    (``input_scale_``, ``input_range_``) and scoring applies it, refusing input
+    prepared another way (see ``_input_scale``). NaN, infinity, magnitudes above
+    ``MAX_ABS_VALUE``, non-numeric DataFrame columns and images with their channels
+    last are refused, naming the rows, columns or shape. With ``reset=True`` this sets
     ``n_features_in_`` (and ``feature_names_in_``) and returns the sample shape too.
     With ``stream=True`` (scoring) no converted copy of X is made: the result is a
     :class:`SampleChunks`, which converts rows when a slice of them is taken.
     """
+    _check_columns(X)
+    if not reset:
+        _check_channels_last(X, estimator.input_shape_)
     X = validate_data(
         estimator,
         X,
@@ -89,14 +232,15 @@ def to_samples(estimator, X, *, reset, stream=False):
         allow_nd=True,
         dtype="numeric",
         ensure_min_samples=2 if reset else 1,
+        ensure_all_finite=False,  # _check_values says which rows are not finite
     )
     if X.ndim > 4:
         raise ValueError(f"X must have 2, 3 or 4 dimensions, got an array of shape {X.shape}")
-    _check_magnitude(X)
-    scale = 255.0 if X.dtype == np.uint8 else None
+    _check_values(X)
+    shape = sample_shape(X.shape, estimator.input_shape) if reset else estimator.input_shape_
+    scale = _input_scale(estimator, X, reset)
     if not stream:
         X = _as_float32(X, scale)
-    shape = sample_shape(X.shape, estimator.input_shape) if reset else estimator.input_shape_
     if not reset and X.shape[1:] != shape:
         if math.prod(X.shape[1:]) != math.prod(shape) or X.ndim == 2 and len(shape) == 1:
             raise ValueError(

@@ -49,7 +49,8 @@ def load(path):
     Raises
     ------
     ValueError
-        If the file is truncated or damaged.
+        If the file is truncated or damaged, or holds no
+        :class:`~gradient_ad.GradientAnomalyDetector`.
     OSError
         If the file cannot be read (e.g. it does not exist).
 
@@ -65,7 +66,7 @@ def load(path):
     True
     """
     try:
-        return joblib.load(path)
+        model = joblib.load(path)
     except (OSError, ImportError):
         raise  # a missing file or package: the message already says what is wrong
     except Exception as error:
@@ -74,3 +75,30 @@ def load(path):
             f"not a file written by joblib.dump or pickle ({type(error).__name__}: {error}). "
             "Save the model again, or copy the file again."
         ) from error
+    if not _holds_detector(model):
+        raise ValueError(
+            f"{str(path)!r} holds a {type(model).__name__}, not a GradientAnomalyDetector "
+            "nor an object containing one (such as a Pipeline): load it with joblib.load "
+            "if that is what you meant."
+        )
+    return model
+
+
+def _holds_detector(obj, depth=0, seen=None):
+    """Whether ``obj`` is a detector or holds one: in a Pipeline's steps, a search's
+    ``best_estimator_``, a list or dict, or any other object's attributes."""
+    from ._detector import GradientAnomalyDetector  # it imports this module
+
+    if isinstance(obj, GradientAnomalyDetector):
+        return True
+    seen = set() if seen is None else seen
+    if depth > 10 or id(obj) in seen or isinstance(obj, (str, bytes, torch.Tensor)):
+        return False
+    seen.add(id(obj))
+    if isinstance(obj, dict):
+        children = obj.values()
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        children = obj
+    else:
+        children = getattr(obj, "__dict__", {}).values()
+    return any(_holds_detector(child, depth + 1, seen) for child in children)

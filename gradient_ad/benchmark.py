@@ -28,7 +28,9 @@ import argparse
 import ast
 import importlib.util
 import json
+import numbers
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,7 +41,12 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
 from . import datasets
-from ._detector import GradientAnomalyDetector
+from ._detector import (
+    GradientAnomalyDetector,
+    _check_layer_sizes,
+    _check_net_params,
+    _resolve_device,
+)
 from ._gradcon import anomaly_score
 
 DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10", "odds")
@@ -73,29 +80,63 @@ def tasks(dataset, data_dir=None, classes=None, seeds=(0,), setting="one-class")
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    seeds = _check_seeds(seeds)
+    # Everything is read and checked here, when called, so that a bad class, table or
+    # file fails before the first task trains; the tasks themselves come lazily.
     if dataset == "odds":
-        yield from _table_tasks(data_dir, classes, seeds, setting)
-        return
+        return _table_tasks(_read_tables(data_dir, classes), seeds, setting)
+    if setting not in ("one-class", "unsupervised"):
+        raise ValueError(f"setting must be 'one-class' or 'unsupervised', got {setting!r}")
     if dataset != "digits" and data_dir is None:
         raise ValueError(f"--dataset {dataset} needs --data-dir")
+    if dataset != "digits" and not Path(data_dir).is_dir():
+        raise ValueError(f"--data-dir {data_dir}: no such directory")
     if dataset == "digits":
         # Flat rows (64 pixels, MLP), five pooled folds per class: 108 to train.
         X, y = datasets.load_digits_images()
         X = X.reshape(len(X), -1)
-        splitter = _pooled(X, y)
+        labels, splitter = y, _pooled(X, y)
     elif dataset == "fashion-mnist":
         X_train, y_train, X_test, y_test = datasets.load_idx(data_dir)
-        splitter = _pooled(np.concatenate([X_train, X_test]), np.r_[y_train, y_test])
+        labels = np.r_[y_train, y_test]
+        splitter = _pooled(np.concatenate([X_train, X_test]), labels)
     else:
         load = datasets.load_idx if dataset == "mnist" else datasets.load_cifar10
         data = load(data_dir)
+        labels = data[1]
 
         def splitter(normal, seed):
             return datasets.split_official(*data, normal, seed)
 
-    for normal in range(10) if classes is None else [int(c) for c in classes]:
-        for seed in seeds:
-            yield normal, seed, splitter(normal, seed)
+    normals = _check_classes(dataset, classes, np.unique(labels))
+    return ((normal, seed, splitter(normal, seed)) for normal in normals for seed in seeds)
+
+
+def _check_seeds(seeds):
+    seeds = list(seeds)
+    bad = [s for s in seeds if not isinstance(s, numbers.Integral) or not 0 <= s < 2**32]
+    if not seeds or bad:
+        raise ValueError(f"seeds must be integers from 0 to 2**32 - 1, got {seeds}")
+    return [int(s) for s in seeds]
+
+
+def _check_classes(dataset, classes, present):
+    present = [int(c) for c in present]
+    if classes is None:
+        return present
+    normals = []
+    for c in classes:
+        normal = None
+        if isinstance(c, str) and c.strip().isdigit():
+            normal = int(c)
+        elif isinstance(c, numbers.Integral) and not isinstance(c, bool):
+            normal = int(c)
+        if normal not in present:
+            raise ValueError(
+                f"no class {c!r} in {dataset}: its classes are {present[0]} to {present[-1]}"
+            )
+        normals.append(normal)
+    return normals
 
 
 def _pooled(X, y):
@@ -105,30 +146,41 @@ def _pooled(X, y):
     return splitter
 
 
-def _table_tasks(data_dir, classes, seeds, setting):
+def _read_tables(data_dir, classes):
     if data_dir is None:
         raise ValueError("--dataset odds needs --data-dir, a directory of .mat or .npz tables")
     directory = Path(data_dir)
+    if not directory.is_dir():
+        raise ValueError(f"--data-dir {data_dir}: no such directory")
     if classes is None:
         paths = sorted([*directory.glob("*.mat"), *directory.glob("*.npz")])
         if not paths:
             raise ValueError(f"{directory}: no .mat or .npz tables found")
     else:
         paths = [_table_path(directory, name) for name in classes]
-    for path in paths:
-        X, y = datasets.load_table(path)
-        for seed in seeds:
-            split = datasets.split_table(X, y, seed, setting)
-            # Standardise features on the training rows: the MLP and the SVM need it.
-            scaler = StandardScaler().fit(split.X_train)
-            split.X_train = scaler.transform(split.X_train)
-            split.X_test = scaler.transform(split.X_test)
-            yield path.stem, seed, split
+    return [(path.stem, *datasets.load_table(path)) for path in paths]
+
+
+def _table_tasks(tables, seeds, setting):
+    if setting not in ("one-class", "unsupervised"):
+        raise ValueError(f"setting must be 'one-class' or 'unsupervised', got {setting!r}")
+    return (_table_task(name, X, y, seed, setting) for name, X, y in tables for seed in seeds)
+
+
+def _table_task(name, X, y, seed, setting):
+    split = datasets.split_table(X, y, seed, setting)
+    # Standardise features on the training rows: the MLP and the SVM need it.
+    scaler = StandardScaler().fit(split.X_train)
+    split.X_train = scaler.transform(split.X_train)
+    split.X_test = scaler.transform(split.X_test)
+    return name, seed, split
 
 
 def _table_path(directory, name):
     for suffix in ("", ".mat", ".npz"):
         path = directory / f"{name}{suffix}"
+        if path.parent != directory:  # e.g. "../secret": a name, not a path
+            break
         if path.is_file():
             return path
     raise ValueError(f"{directory}: no table named {name!r} (.mat or .npz)")
@@ -251,8 +303,19 @@ def run(
     ``log`` receives a progress line per task; ``on_task(rows)`` is called with the
     rows so far after each task (e.g. to save partial results).
     """
+    return _run_tasks(
+        dataset,
+        tasks(dataset, data_dir, classes, seeds, setting),
+        detector_params,
+        methods,
+        log,
+        on_task,
+    )
+
+
+def _run_tasks(dataset, todo, detector_params, methods, log, on_task):
     rows = []
-    for task, seed, split in tasks(dataset, data_dir, classes, seeds, setting):
+    for task, seed, split in todo:
         start = time.perf_counter()
         results = evaluate(split, seed, detector_params, methods)
         for method, result in results.items():
@@ -357,16 +420,48 @@ def plot(rows, path, title=""):
 
 
 def _parse_params(items):
+    """``--set KEY=VALUE`` items as detector parameters (values read as Python literals,
+    else kept as strings); a ``ValueError`` names a malformed item."""
     params = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
         try:
-            params[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            params[key] = value
+            params[key.strip()] = ast.literal_eval(value)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            params[key.strip()] = value
     return params
+
+
+def _check_detector_params(params):
+    """Build and check the detectors the run will fit, as ``fit`` would before training,
+    so that a bad ``--set`` or ``--max-epochs`` fails before the first task."""
+    for extra in ({"beta": "auto"}, {"alpha": 0}):
+        try:
+            detector = GradientAnomalyDetector(**{"random_state": 0, **params, **extra})
+        except TypeError as error:  # an unknown parameter name
+            raise ValueError(f"--set: {error}") from None
+        detector._validate_params()
+        _check_net_params(detector.net_params or {})
+        _check_layer_sizes("conv_channels", detector.conv_channels)
+        if detector.hidden_sizes != "auto":
+            _check_layer_sizes("hidden_sizes", detector.hidden_sizes)
+        _resolve_device(detector.device)
+
+
+def _check_out(out):
+    path = Path(out)
+    if path.suffix not in (".json", ".csv"):
+        raise ValueError(f"--out {out}: expected a .json or .csv file")
+    if path.is_dir():
+        raise ValueError(f"--out {out}: is a directory")
+    try:  # as save will: create the directory, then write in it (a probe file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as error:
+        raise ValueError(f"--out {out}: cannot write there ({error})") from None
 
 
 def main(argv=None):
@@ -397,9 +492,18 @@ def main(argv=None):
         if importlib.util.find_spec(module) is None:
             parser.error(f"the benchmark needs {module}: pip install 'gradient-ad[benchmark]'")
 
-    params = _parse_params(args.set)
-    if args.max_epochs is not None:
-        params["max_epochs"] = args.max_epochs
+    # Every argument is checked, and the data read, before anything trains: a bad
+    # command line ends in a one-line message and exit status 2, not a traceback.
+    try:
+        params = _parse_params(args.set)
+        if args.max_epochs is not None:
+            params["max_epochs"] = args.max_epochs
+        _check_detector_params(params)
+        if args.out:
+            _check_out(args.out)
+        todo = tasks(args.dataset, args.data_dir, args.classes, args.seeds, args.setting)
+    except (ValueError, TypeError, OSError) as error:
+        parser.error(str(error).replace("\n", " "))
     meta = {"command": " ".join(["python -m gradient_ad.benchmark", *sys.argv[1:]])} | vars(args)
     meta["detector_params"] = params
 
@@ -408,12 +512,9 @@ def main(argv=None):
             save(rows, args.out, meta)
 
     start = time.perf_counter()
-    rows = run(
+    rows = _run_tasks(
         args.dataset,
-        args.data_dir,
-        args.classes,
-        args.seeds,
-        args.setting,
+        todo,
         params,
         args.methods,
         log=lambda line: print(line, flush=True),

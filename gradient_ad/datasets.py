@@ -25,6 +25,7 @@ Every random choice is seeded.
 """
 
 import gzip
+import math
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -132,7 +133,8 @@ def load_idx_file(path):
     if len(data) < header:
         raise ValueError(f"{path}: truncated IDX header ({len(data)} bytes)")
     shape = tuple(int(s) for s in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(shape)) * dtype.itemsize
+    # math.prod: exact, where np.prod of large declared sizes wraps around in int64.
+    expected = header + math.prod(shape) * dtype.itemsize
     if len(data) != expected:
         raise ValueError(
             f"{path}: the header declares shape {shape} of {dtype.name} ({expected} bytes "
@@ -211,20 +213,41 @@ def _read_cifar10_batch(path):
     try:
         with open(path, "rb") as f:
             batch = pickle.load(f, encoding="bytes")
-        data, labels = batch[b"data"], batch[b"labels"]
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
+        data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
+    except OSError:
+        raise
+    except Exception as exc:  # unpickling arbitrary bytes fails in many ways
         raise ValueError(
             f"{path}: not a CIFAR-10 python batch (expected a pickled dict with b'data' "
             f"and b'labels'; {type(exc).__name__}: {exc})"
         ) from None
-    data = np.asarray(data, dtype=np.uint8)
-    labels = np.asarray(labels, dtype=np.int64)
+    data = _as_integers(path, "b'data'", data, 0, 255).astype(np.uint8)
+    labels = _as_integers(path, "b'labels'", labels, 0, 9)
     if data.ndim != 2 or data.shape[1] != np.prod(_CIFAR10_SHAPE) or len(labels) != len(data):
         raise ValueError(
             f"{path}: expected b'data' of shape (n, 3072) and n labels, got {data.shape} "
             f"and {labels.shape}"
         )
     return data.reshape(-1, *_CIFAR10_SHAPE), labels
+
+
+def _as_integers(path, name, values, low, high):
+    """``values`` as int64 if they are whole numbers in ``[low, high]``, else an error
+    naming the file: a cast would turn floats in [0, 1] into zeros and wrap values above
+    255."""
+    if values.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: {name} holds {values.dtype} values, expected integers")
+    if values.size:
+        whole = values.dtype.kind != "f" or bool(np.all(values == np.round(values)))
+        lowest, highest = values.min(), values.max()
+        if not whole or lowest < low or highest > high:
+            kind = "whole numbers" if whole else f"{values.dtype} values"
+            raise ValueError(
+                f"{path}: {name} holds {kind} in [{lowest:.4g}, {highest:.4g}], expected "
+                f"integers {low}-{high} as in CIFAR-10's batches (for pixels divided by "
+                "255, multiply them back and round first)"
+            )
+    return values.astype(np.int64)
 
 
 def load_table(path):
@@ -259,16 +282,31 @@ def load_table(path):
     missing = [key for key in ("X", "y") if key not in contents]
     if missing:
         raise ValueError(f"{path}: missing {missing}; expected arrays 'X' and 'y'")
-    X = np.asarray(contents["X"], dtype=np.float64)
-    y = np.asarray(contents["y"]).ravel()
+    X = _as_float_table(path, contents["X"])
+    y = _dense(contents["y"]).ravel()
     if X.ndim != 2 or len(y) != len(X):
         raise ValueError(
             f"{path}: expected X of shape (n_samples, n_features) and n_samples labels, "
             f"got {X.shape} and {y.shape}"
         )
-    if not np.isin(y, (0, 1)).all():
+    if y.dtype.kind not in "biuf" or not np.isin(y, (0, 1)).all():
         raise ValueError(f"{path}: labels y must be 0 (inlier) or 1 (outlier)")
     return X, y.astype(np.int64)
+
+
+def _dense(values):
+    """A sparse matrix (ODDS stores some tables so) as a dense array."""
+    return np.asarray(values.toarray() if hasattr(values, "toarray") else values)
+
+
+def _as_float_table(path, X):
+    X = _dense(X)
+    if X.dtype.kind not in "biuf" and X.dtype != object:
+        raise ValueError(f"{path}: X holds {X.dtype} values, expected numbers")
+    try:
+        return X.astype(np.float64)
+    except (TypeError, ValueError) as exc:  # e.g. a MATLAB cell array of text
+        raise ValueError(f"{path}: X holds values that are not numbers ({exc})") from None
 
 
 def _read_mat(path):
@@ -283,7 +321,7 @@ def _read_mat(path):
         )
     try:
         return loadmat(path)
-    except (ValueError, TypeError, OSError, NotImplementedError) as exc:
+    except Exception as exc:  # scipy's MatReadError and others: name the file
         raise ValueError(f"{path}: not a readable MATLAB .mat file ({exc})") from None
 
 

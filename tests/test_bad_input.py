@@ -464,3 +464,204 @@ def test_numpy_scalars_as_parameters_fit_as_python_numbers(name):
     np.testing.assert_array_equal(est.score_samples(X), expected.score_samples(X))
     assert est.offset_ == expected.offset_
     assert est.get_params()[name] is value  # the caller's parameter is left as given
+
+
+# -- input scale: the rule fitted on is the rule scored with ------------------------------
+
+
+@pytest.fixture(scope="module")
+def uint8_model():
+    pixels = (255 * _images()).round().astype(np.uint8)
+    return GradientAnomalyDetector(**SMALL_CONV).fit(pixels), pixels
+
+
+def test_uint8_model_records_its_scale_and_scores_divided_floats_alike(uint8_model):
+    est, pixels = uint8_model
+    assert est.input_scale_ == 255.0 and est.input_range_ == (0.0, 1.0)
+    expected = est.score_samples(pixels)
+    for divided in (pixels / 255.0, pixels.astype(np.float32) / 255):
+        np.testing.assert_allclose(est.score_samples(divided), expected, rtol=1e-5, atol=1e-6)
+    # [0, 1] data that overshoots a little (noise, interpolation) is still on that scale.
+    noisy = np.clip(pixels / 255.0 + 0.2, 0, 1.2)
+    assert np.isfinite(est.score_samples(noisy)).all()
+
+
+@pytest.mark.parametrize("method", SCORING_METHODS)
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda X: X.astype(np.float64),
+        lambda X: X.astype(np.float32),
+        lambda X: X.astype(np.int64),
+        lambda X: X.astype(np.uint16),
+        lambda X: X + 0.0,
+    ],
+    ids=["float64", "float32", "int64", "uint16", "arithmetic"],
+)
+def test_uint8_model_refuses_undivided_pixels(uint8_model, convert, method, nothing_scored):
+    est, pixels = uint8_model
+    X = convert(pixels)
+    before = X.copy()
+    with pytest.raises(ValueError, match="fitted on uint8 images.*not divided.*X.astype"):
+        _call(est, method, X)
+    np.testing.assert_array_equal(X, before)
+
+
+@pytest.mark.parametrize("method", SCORING_METHODS)
+def test_float_model_refuses_uint8(image_model, method, nothing_scored):
+    pixels = (255 * _images(5)).round().astype(np.uint8)
+    with pytest.raises(ValueError, match="X is uint8.*values in \\[0.*, 0.9.*\\].*pass X / 255"):
+        _call(image_model, method, pixels)
+
+
+def test_floats_in_any_range_fitted_as_floats_stay_as_they_are():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    raw = 255 * _table()  # pixel-like floats, fitted as floats
+    est = GradientAnomalyDetector(**FAST).fit(raw)
+    assert est.input_scale_ == 1.0 and est.input_range_[1] > 200
+    assert np.isfinite(est.score_samples(raw)).all()
+    with pytest.raises(ValueError, match="X is uint8.*X.astype\\(np.float32\\)"):
+        est.score_samples(raw.astype(np.uint8))
+    for scaler in (StandardScaler(), MinMaxScaler()):
+        pipeline = make_pipeline(scaler, GradientAnomalyDetector(**FAST)).fit(raw)
+        # New data far outside the training range is scored, not refused: it may be
+        # exactly the anomaly looked for.
+        assert np.isfinite(pipeline.score_samples(np.r_[raw, 10 * raw])).all()
+
+
+def test_model_saved_before_the_input_scale_keeps_the_old_rule(uint8_model):
+    est, pixels = uint8_model
+    state = est.__getstate__()
+    del state["_gradient_ad_sha256"], state["input_scale_"], state["input_range_"]
+    loaded = GradientAnomalyDetector.__new__(GradientAnomalyDetector)
+    loaded.__setstate__(state)
+    assert loaded.input_scale_ is None and loaded.input_range_ is None
+    np.testing.assert_array_equal(loaded.score_samples(pixels), est.score_samples(pixels))
+    loaded.score_samples(pixels.astype(float))  # that version's rule: taken as it is
+
+
+# -- images with their channels last ---------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 3), (8, 8, 1), (6, 5, 4), (16, 16, 3)])
+def test_channels_last_images_are_refused_before_training(shape, net_never_built):
+    X = np.random.RandomState(0).rand(10, *shape)
+    est = GradientAnomalyDetector(**FAST)
+    with pytest.raises(ValueError, match="channels last.*np.moveaxis\\(X, -1, 1\\)"):
+        est.fit(X)
+    _assert_unfitted(est)
+
+
+def test_channels_first_and_explicit_input_shape_work():
+    X = np.random.RandomState(0).rand(10, 8, 8, 3)
+    for images, params in (
+        (np.moveaxis(X, -1, 1), {}),  # (n, 3, 8, 8)
+        (X, {"input_shape": (8, 8, 3)}),  # really 8 channels of 8 x 3: say so
+    ):
+        est = GradientAnomalyDetector(**SMALL_CONV, **params).fit(images)
+        assert est.input_shape_ == images.shape[1:]
+
+
+@pytest.fixture(scope="module")
+def rgb_model():
+    X = _images(20, (3, 8, 8))
+    return GradientAnomalyDetector(**SMALL_CONV).fit(X), X
+
+
+@pytest.mark.parametrize("method", SCORING_METHODS)
+def test_channels_last_images_are_refused_when_scoring(rgb_model, method, nothing_scored):
+    est, X = rgb_model
+    with pytest.raises(ValueError, match="channels last.*np.moveaxis.*fitted on images of shape"):
+        _call(est, method, np.moveaxis(X, 1, -1))
+
+
+# -- DataFrames with columns that are not numbers --------------------------------------
+
+NON_NUMERIC_COLUMNS = {
+    "category": pd.Categorical(list("ab") * 20),
+    "numeric category": pd.Categorical([1, 2] * 20),
+    "string dtype": pd.array(list("ab") * 20, dtype="string"),
+    "object strings": np.array(list("ab") * 20, dtype=object),
+    "datetime with time zone": pd.date_range("2020-01-01", periods=40, tz="Europe/Paris"),
+    "naive datetime": pd.date_range("2020-01-01", periods=40),
+    "timedelta": pd.to_timedelta(np.arange(40), unit="s"),
+    "period": pd.period_range("2020-01", periods=40, freq="M"),
+}
+
+
+def _frame_with(column, n=40):
+    frame = pd.DataFrame(_table(n), columns=["a", "b", "c", "d"])
+    frame["when"] = column[:n]
+    return frame
+
+
+@pytest.mark.parametrize("case", NON_NUMERIC_COLUMNS)
+def test_non_numeric_columns_are_named_before_training(case, table_model, net_never_built):
+    est = copy.deepcopy(table_model)
+    frame = _frame_with(NON_NUMERIC_COLUMNS[case])
+    with pytest.raises(ValueError, match="non-numeric columns: 'when' \\("):
+        est.fit(frame)
+    _assert_unfitted(est)
+
+
+@pytest.mark.parametrize("method", SCORING_METHODS)
+def test_non_numeric_columns_are_named_when_scoring(frame_model, method, nothing_scored):
+    frame = _frame_with(NON_NUMERIC_COLUMNS["datetime with time zone"], 3).drop(columns="d")
+    frame = frame.rename(columns={"when": "d"})
+    with pytest.raises(ValueError, match="non-numeric columns: 'd' \\(datetime64"):
+        _call(frame_model, method, frame)
+
+
+def test_numeric_columns_of_any_kind_work(frame_model):
+    frame = pd.DataFrame(_table(6, seed=5), columns=["a", "b", "c", "d"])
+    expected = frame_model.score_samples(frame)
+    variants = frame.astype({"a": object, "b": "Float64", "c": np.float32})
+    np.testing.assert_allclose(frame_model.score_samples(variants), expected, rtol=1e-6)
+    flags = frame.assign(d=frame["d"] > 0.5)
+    assert np.isfinite(frame_model.score_samples(flags.astype({"d": "boolean"}))).all()
+
+
+# -- a few bad rows: which ones ---------------------------------------------------------
+
+
+def _bad_rows(X, rows, value):
+    X = np.array(X, dtype=float)
+    X[rows, 1] = value
+    return X
+
+
+BAD_ROWS = {
+    "huge": (2e9, "magnitude 2e\\+09 in 2 of 40 rows \\(rows 3, 17\\)"),
+    "NaN": (np.nan, "NaN in 2 of 40 rows \\(rows 3, 17\\)"),
+    "infinity": (-np.inf, "infinity in 2 of 40 rows \\(rows 3, 17\\)"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ROWS)
+def test_bad_rows_are_named_in_fit(case, net_never_built):
+    value, match = BAD_ROWS[case]
+    with pytest.raises(ValueError, match=match):
+        GradientAnomalyDetector(**FAST).fit(_bad_rows(_table(), [3, 17], value))
+
+
+@pytest.mark.parametrize("method", SCORING_METHODS)
+@pytest.mark.parametrize("case", BAD_ROWS)
+def test_bad_rows_are_named_when_scoring(table_model, case, method, nothing_scored):
+    value, match = BAD_ROWS[case]
+    X = _bad_rows(_table(), [3, 17], value)
+    before = X.copy()
+    with pytest.raises(ValueError, match=match):
+        _call(table_model, method, X)
+    np.testing.assert_array_equal(X, before)
+
+
+def test_many_bad_rows_show_the_first_few(table_model):
+    X = _bad_rows(_table(), [0, 2, 4, 6, 8, 10, 12], 1e12)
+    with pytest.raises(ValueError, match="7 of 40 rows \\(rows 0, 2, 4, 6, 8 and 2 more\\)"):
+        table_model.predict(X)
+    images = _images(6).astype(np.float64)
+    images[4, 0, 3, 3] = 5e9
+    with pytest.raises(ValueError, match="1 of 6 rows \\(row 4\\)"):
+        GradientAnomalyDetector(**SMALL_CONV).fit(images)

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import re
 import struct
 
 import numpy as np
@@ -165,3 +166,59 @@ def test_scores_match_the_detector():
     assert results["gradcon_reconstruction"]["auroc"] == pytest.approx(
         roc_auc_score(split.y_test, error)
     )
+
+
+def _cli_error(capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        benchmark.main(argv)
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_.value.code == 2 and message.startswith("python -m gradient_ad.benchmark: error:")
+    return message
+
+
+BAD_COMMAND_LINES = [
+    (["--classes", "42"], "no class '42' in digits"),
+    (["--classes", "seven"], "no class 'seven'"),
+    (["--classes", "-1"], "no class '-1'"),
+    (["--seeds", "-1"], "seeds must be integers from 0"),
+    (["--max-epochs", "0"], "'max_epochs' parameter"),
+    (["--set", "beta"], "--set expects KEY=VALUE, got 'beta'"),
+    (["--set", "=3"], "--set expects KEY=VALUE"),
+    (["--set", "betta=0.1"], "unexpected keyword argument 'betta'"),
+    (["--set", "beta=high"], "'beta' parameter"),
+    (["--set", "hidden_sizes=(0,)"], "hidden_sizes must be"),
+    (["--set", "net_params={'max_epochs': 0}"], "net_params\\['max_epochs'\\]"),
+    (["--set", "device=gpu"], "not a torch device"),
+    (["--out", "results.txt"], "expected a .json or .csv file"),
+    (["--dataset", "mnist"], "needs --data-dir"),
+    (["--dataset", "odds"], "needs --data-dir"),
+    (["--dataset", "cifar10", "--data-dir", "{missing}"], "no such directory"),
+    (["--dataset", "fashion-mnist", "--data-dir", "{tmp}"], "missing train-images"),
+    (["--dataset", "odds", "--data-dir", "{tmp}"], "no .mat or .npz tables"),
+    (["--dataset", "odds", "--data-dir", "{tmp}", "--classes", "cardio"], "no table named"),
+]
+
+
+@pytest.mark.parametrize(
+    "argv, match", BAD_COMMAND_LINES, ids=[" ".join(a) for a, _ in BAD_COMMAND_LINES]
+)
+def test_bad_command_lines_end_in_one_line_and_status_2(argv, match, tmp_path, capsys, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("a task ran before the error")
+
+    monkeypatch.setattr(benchmark, "evaluate", no_training)
+    paths = {"{tmp}": str(tmp_path), "{missing}": str(tmp_path / "absent")}
+    argv = [paths.get(a, a) for a in argv]
+    assert re.search(match, _cli_error(capsys, argv))
+
+
+def test_unwritable_out_and_broken_table_fail_before_any_task(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(benchmark, "evaluate", lambda *a, **k: pytest.fail("a task ran"))
+    (tmp_path / "file").write_text("")
+    assert "cannot write there" in _cli_error(capsys, ["--out", str(tmp_path / "file" / "r.json")])
+    # The second table is broken: the first must not train before that is found.
+    X, y = np.random.RandomState(0).randn(20, 3), np.r_[np.zeros(18, int), 1, 1]
+    np.savez(tmp_path / "a.npz", X=X, y=y)
+    np.savez(tmp_path / "b.npz", X=np.full((20, 3), "x"), y=y)
+    message = _cli_error(capsys, ["--dataset", "odds", "--data-dir", str(tmp_path)])
+    assert "b.npz: X holds <U1 values" in message

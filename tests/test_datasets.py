@@ -235,3 +235,66 @@ def test_real_fashion_mnist_files():
 def test_real_odds_tables():
     X, y = datasets.load_table(SHARED / "odds" / "cardio.mat")
     assert X.shape == (1831, 21) and y.sum() == 176
+
+
+def test_load_idx_header_declaring_an_overflowing_size_is_named(tmp_path):
+    # 2**31 x 2**31 x 4 bytes wraps to 0 in int64: the file must not pass for empty.
+    path = tmp_path / "huge-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 2**31, 2**31, 4))
+    with pytest.raises(ValueError, match=r"huge-idx3-ubyte: the header declares shape"):
+        datasets.load_idx_file(path)
+
+
+def _write_batch(path, data, labels=None):
+    labels = [0] * len(data) if labels is None else labels
+    with open(path, "wb") as f:
+        pickle.dump({b"data": data, b"labels": labels}, f)
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        (np.random.RandomState(0).rand(4, 3072), r"float64 values in \[.*, 1\], expected integers"),
+        (np.full((4, 3072), 300), r"whole numbers in \[300, 300\]"),
+        (np.full((4, 3072), -1), r"whole numbers in \[-1, -1\]"),
+        (np.full((4, 3072), "a"), "<U1 values"),
+    ],
+    ids=["floats in [0, 1]", "above 255", "negative", "text"],
+)
+def test_load_cifar10_refuses_pixels_a_cast_would_change(tmp_path, data, match):
+    _write_cifar(tmp_path)
+    _write_batch(tmp_path / "data_batch_2", data)
+    with pytest.raises(ValueError, match="data_batch_2: b'data' holds " + match):
+        datasets.load_cifar10(tmp_path)
+
+
+def test_load_cifar10_accepts_whole_numbers_of_any_dtype(tmp_path):
+    expected = _write_cifar(tmp_path)
+    data, labels = expected["test_batch"]
+    _write_batch(tmp_path / "test_batch", data.astype(np.float64), np.array(labels, float))
+    _, _, X_test, y_test = datasets.load_cifar10(tmp_path)
+    assert X_test.dtype == np.uint8
+    np.testing.assert_array_equal(X_test.reshape(len(data), -1), data)
+    np.testing.assert_array_equal(y_test, labels)
+    _write_batch(tmp_path / "test_batch", data, [0.5] * len(data))
+    with pytest.raises(ValueError, match="test_batch: b'labels' holds float64 values"):
+        datasets.load_cifar10(tmp_path)
+
+
+def test_load_table_reads_sparse_mat_and_names_non_numeric_files(tmp_path):
+    import scipy.sparse as sp
+
+    X = np.eye(5)[:, :3]
+    savemat(tmp_path / "sparse.mat", {"X": sp.csc_matrix(X), "y": sp.csc_matrix(np.eye(5)[:, :1])})
+    X_read, y_read = datasets.load_table(tmp_path / "sparse.mat")
+    np.testing.assert_array_equal(X_read, X)
+    np.testing.assert_array_equal(y_read, [1, 0, 0, 0, 0])
+    np.savez(tmp_path / "text.npz", X=np.full((3, 2), "a"), y=np.zeros(3))
+    with pytest.raises(ValueError, match=r"text\.npz: X holds <U1 values"):
+        datasets.load_table(tmp_path / "text.npz")
+    savemat(tmp_path / "cells.mat", {"X": np.array([["a", 1.0]], dtype=object), "y": [[0]]})
+    with pytest.raises(ValueError, match=r"cells\.mat: X holds"):
+        datasets.load_table(tmp_path / "cells.mat")
+    np.savez(tmp_path / "labels.npz", X=np.ones((3, 2)), y=np.array(["0", "1", "0"]))
+    with pytest.raises(ValueError, match=r"labels\.npz: labels y must be 0"):
+        datasets.load_table(tmp_path / "labels.npz")

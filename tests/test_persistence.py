@@ -246,3 +246,29 @@ def test_model_saved_before_the_reference_rule_and_restarts_still_loads(fitted):
     assert loaded.get_params()["reference"] == "reconstruction"
     assert loaded.n_restarts_ == 0 and np.isnan(loaded.reconstruction_spread_)
     np.testing.assert_array_equal(loaded.decision_function(X), est.decision_function(X))
+
+
+@pytest.mark.parametrize("content", [{"weights": [1, 2]}, np.arange(3), "a model", None], ids=repr)
+def test_file_without_a_detector_is_refused(tmp_path, content):
+    joblib.dump(content, tmp_path / "other.joblib")
+    with pytest.raises(ValueError, match="not a GradientAnomalyDetector nor an object"):
+        load(tmp_path / "other.joblib")
+
+
+def _mean_score(model, X, y=None):
+    return model.score_samples(X).mean()
+
+
+def test_detectors_inside_searches_and_containers_load(fitted, tmp_path):
+    from sklearn.model_selection import GridSearchCV
+
+    est, X = fitted
+    search = GridSearchCV(
+        GradientAnomalyDetector(max_epochs=1, random_state=0),
+        {"alpha": [0.03]},
+        scoring=_mean_score,
+        cv=2,
+    ).fit(X[:40])
+    for content in (search, {"model": est, "note": "v1"}, [StandardScaler(), est]):
+        joblib.dump(content, tmp_path / "held.joblib")
+        assert type(load(tmp_path / "held.joblib")) is type(content)
