@@ -188,8 +188,8 @@ class ChainRoute(Route):
             for layer, rule, _, _ in self.steps:
                 inputs.append(h)
                 h = rule.forward(layer, h, in_place=h is not target)
+            error = reconstruction_error(h, target)
             difference = h - target
-            error = difference.flatten(1).pow(2).mean(1)
             # d e_i / d recon_i. Cosines do not depend on the factor, but without it the
             # squared norms of large inputs' gradients would overflow float32 sooner.
             delta = difference * (2.0 / difference[0].numel())
