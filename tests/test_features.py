@@ -16,6 +16,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import gradient_ad
 from gradient_ad import GradientAnomalyDetector, GradientFeatures
 
 
@@ -147,12 +148,16 @@ def test_grid_search_reaches_the_detector_parameters(digits):
     assert search.best_score_ > 0.6
 
 
-def test_joblib_round_trip_keeps_the_features(fitted, digits):
+def test_joblib_round_trip_keeps_the_features(fitted, digits, tmp_path):
     X, _ = digits
     buffer = io.BytesIO()
     joblib.dump(fitted, buffer)
     buffer.seek(0)
     loaded = joblib.load(buffer)
+    np.testing.assert_array_equal(loaded.transform(X[:8]), fitted.transform(X[:8]))
+    # gradient_ad.load checks the detector inside (version record and checksum).
+    joblib.dump(fitted, tmp_path / "features.joblib")
+    loaded = gradient_ad.load(tmp_path / "features.joblib")
     np.testing.assert_array_equal(loaded.transform(X[:8]), fitted.transform(X[:8]))
 
 
