@@ -27,6 +27,7 @@ import torch
 from bench_scoring import fitted_detector, forward_errors, interleaved_medians, machine
 
 from gradient_ad import GradientFeatures
+from gradient_ad._features import random_directions
 
 CASES = {"conv 28x28": ((28, 28), 4096), "mlp 100": ((100,), 131_072)}
 
@@ -35,13 +36,9 @@ def _features(detector, n_projections):
     features = GradientFeatures(detector, n_projections=n_projections, random_state=0)
     # Fitted as GradientFeatures.fit would, from the detector already trained.
     module = detector.net_.module_
-    rng = np.random.RandomState(0)
-    features.directions_ = [
-        (rng.standard_normal((n_projections, *r.shape)) / np.sqrt(max(n_projections, 1))).astype(
-            np.float32
-        )
-        for r in module.reference_gradients()
-    ]
+    features.directions_ = random_directions(
+        module.reference_gradients(), n_projections, np.random.RandomState(0)
+    )
     features.detector_ = detector
     features.constrained_names_ = list(module.constrained_names)
     features.n_features_in_ = detector.n_features_in_

@@ -117,13 +117,9 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
             detector.set_params(random_state=random_state.randint(np.iinfo(np.int32).max))
         detector.fit(X)
         module = detector.net_.module_
-        self.directions_ = [
-            (
-                random_state.standard_normal((self.n_projections, *r.shape))
-                / np.sqrt(max(self.n_projections, 1))
-            ).astype(np.float32)
-            for r in module.reference_gradients()
-        ]
+        self.directions_ = random_directions(
+            module.reference_gradients(), self.n_projections, random_state
+        )
         self.detector_ = detector
         self.constrained_names_ = list(module.constrained_names)
         self.n_features_in_ = detector.n_features_in_
@@ -209,3 +205,13 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
+
+
+def random_directions(references, n_projections, random_state):
+    """For each reference tensor, ``n_projections`` Gaussian directions of its shape
+    with entries of variance ``1 / n_projections``, as float32."""
+    scale = np.sqrt(max(n_projections, 1))
+    return [
+        (random_state.standard_normal((n_projections, *r.shape)) / scale).astype(np.float32)
+        for r in references
+    ]
