@@ -30,15 +30,23 @@ from gradient_ad.benchmark import tasks
 class ValidationScores(Callback):
     """Record the validation AUROC of each score every ``every`` epochs."""
 
-    def __init__(self, X_valid, y_valid, beta, every, log):
+    def __init__(self, X_valid, y_valid, beta, every, log, restart):
         self.X_valid = X_valid
         self.y_valid = y_valid
         self.beta = beta
         self.every = every
         self.log = log
+        self.restart = restart
+
+    def on_train_begin(self, net, **kwargs):
+        # A run restarted after a collapse starts its curve again.
+        self.restart()
+        self.training_seconds_ = 0.0
 
     def on_epoch_end(self, net, **kwargs):
         epoch = len(net.history)
+        # skorch's per-epoch duration excludes this callback's own scoring time.
+        self.training_seconds_ += float(net.history[-1, "dur"])
         if epoch % self.every:
             return
         net.module_.eval()
@@ -53,7 +61,11 @@ class ValidationScores(Callback):
             "gradient": -alignment,
             "standardized": (error - mu_e) / sd_e - (alignment - mu_a) / sd_a,
         }
-        record = {"epoch": epoch, "train_loss": float(net.history[-1, "train_loss"])}
+        record = {
+            "epoch": epoch,
+            "training_seconds": self.training_seconds_,
+            "train_loss": float(net.history[-1, "train_loss"]),
+        }
         # A beta sweep: image errors are ~0.01, so beta=0.12 lets the cosine dominate.
         for beta in (0.001, 0.003, 0.01, 0.03):
             scores[f"beta={beta}"] = error - beta * alignment
@@ -78,6 +90,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     results = []
+
+    def save():
+        # Written after every checkpoint, so a stopped run keeps what it measured.
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump({"args": vars(args), "results": results}, f, indent=1)
+
     for task, seed, split in tasks(args.dataset, args.data_dir, args.classes, [args.seed]):
         X_valid = split.X_valid
         if X_valid.dtype == np.uint8:
@@ -86,13 +105,20 @@ def main(argv=None):
         if X_valid.ndim == 3:
             X_valid = X_valid[:, None]
         records = []
+        result = {"task": task, "seed": seed, "records": records, "training_runs": 0}
+        results.append(result)
+
+        def restart(records=records, result=result):
+            records.clear()
+            result["training_runs"] += 1
 
         def log(record, task=task, records=records):
             # The detector deep-copies its callbacks; functions survive that by reference.
             records.append(record)
             print(task, {k: round(v, 4) for k, v in record.items()}, flush=True)
+            save()
 
-        recorder = ValidationScores(X_valid, split.y_valid, args.beta, args.every, log)
+        recorder = ValidationScores(X_valid, split.y_valid, args.beta, args.every, log, restart)
         start = time.perf_counter()
         GradientAnomalyDetector(
             max_epochs=args.epochs,
@@ -103,11 +129,8 @@ def main(argv=None):
             random_state=seed,
             callbacks=[recorder],
         ).fit(split.X_train)
-        results.append({"task": task, "seed": seed, "records": records})
         print(f"{task}: {time.perf_counter() - start:.0f} s", flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"args": vars(args), "results": results}, f, indent=1)
+    save()
 
 
 if __name__ == "__main__":
