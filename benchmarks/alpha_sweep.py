@@ -1,4 +1,4 @@
-"""How the constraint weight ``alpha`` acts on tables (ODDS), one fit per value.
+"""How the constraint weight ``alpha`` acts, one fit per value (made for the ODDS tables).
 
 The constraint ``alpha * (1 - cos)`` is scale-free but the reconstruction loss is not:
 on standardised tables it is of order 0.1 to 1, against about 0.01 on images in
@@ -12,8 +12,10 @@ the constraint took), the epochs run and the fit seconds.
 ODDS tables are this package's development data for tables; nothing here is chosen
 on image test splits. Example::
 
-    OMP_NUM_THREADS=1 python benchmarks/alpha_tables.py --data-dir ../shared/data/odds \
-        --alphas 0.03 0.3 1 3 10 --out benchmarks/results/development/alpha_tables.json
+    OMP_NUM_THREADS=1 python benchmarks/alpha_sweep.py --data-dir ../shared/data/odds \
+        --alphas 0.03 0.3 1 3 --out benchmarks/results/development/alpha_tables.json
+
+``--dataset digits --classes 0 1 2 3 --alphas 0.03`` gives the same record for images.
 """
 
 import argparse
@@ -40,6 +42,7 @@ def measure(split, alpha, seed, beta=0.12):
         "gradient": roc_auc_score(y, -alignment),
         "gradcon": roc_auc_score(y, error - beta * alignment),
         "normal_alignment": float(alignment[y == 0].mean()),
+        "anomaly_alignment": float(alignment[y == 1].mean()),
         "epochs": len(detector.net_.history),
         "n_restarts": detector.n_restarts_,
         "seconds": seconds,
@@ -48,8 +51,9 @@ def measure(split, alpha, seed, beta=0.12):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--tables", nargs="+", default=None)
+    parser.add_argument("--dataset", default="odds")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--classes", "--tables", nargs="+", default=None)
     parser.add_argument("--alphas", nargs="+", type=float, default=[0.03, 0.3, 1.0, 3.0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--setting", choices=["one-class", "unsupervised"], default="one-class")
@@ -59,7 +63,9 @@ def main(argv=None):
         parser.error("--alphas must be non-negative")
 
     rows = []
-    for task, seed, split in tasks("odds", args.data_dir, args.tables, [args.seed], args.setting):
+    for task, seed, split in tasks(
+        args.dataset, args.data_dir, args.classes, [args.seed], args.setting
+    ):
         for alpha in args.alphas:
             rows.append({"task": task, "seed": seed} | measure(split, alpha, seed))
             print({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()})
@@ -67,7 +73,7 @@ def main(argv=None):
                 with open(args.out, "w") as f:
                     json.dump({"args": vars(args), "rows": rows}, f, indent=1)
 
-    print("\nmean over tables")
+    print("\nmean over tasks")
     print("alpha    recon.  gradient  GradCon  normal alignment")
     for alpha in args.alphas:
         mine = [row for row in rows if row["alpha"] == alpha]
