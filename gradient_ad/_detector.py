@@ -28,6 +28,7 @@ from ._net import REFERENCE_RULES, GradConNet
 from ._persistence import model_digest
 from ._progress import fit_progress_callbacks
 from ._scoring import layer_terms, score_terms
+from ._stopping import SignSafeEarlyStopping
 from ._version import __version__
 
 __all__ = ["GradientAnomalyDetector", "InconsistentVersionWarning"]
@@ -136,7 +137,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     n_iter_no_change : int, default=10
         Patience of early stopping, in epochs.
     tol : float, default=1e-4
-        Relative improvement of the validation loss that counts as one.
+        Relative improvement of the validation loss that counts as one, relative to
+        the loss's magnitude (the GradCon loss goes below zero on images).
     max_restarts : int, default=3
         Restarts after a collapsed training run. A network that returns nearly the same
         output whatever the input (a dead start, common on sparse images with dark
@@ -532,7 +534,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             callbacks.append(
                 (
                     "early_stopping",
-                    EarlyStopping(
+                    SignSafeEarlyStopping(
                         monitor="valid_loss",
                         patience=_python(self.n_iter_no_change),
                         threshold=_python(self.tol),
