@@ -13,7 +13,11 @@ from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    StrOptions,
+    validate_parameter_constraints,
+)
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import Dataset
@@ -600,7 +604,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         else:
             net = self.net_
             error, alignment, cosines, _, _ = layer_terms(
-                net.module_, X, self.score_batch_size, net.device, verbose=self.verbose
+                net.module_, X, self._checked_score_batch_size(), net.device, verbose=self.verbose
             )
             terms = error, alignment, cosines
         _check_finite(terms[0] - terms[1], "X")
@@ -608,8 +612,20 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
 
     def _score_terms(self, net, X):
         return score_terms(
-            net.module_, X, _python(self.score_batch_size), net.device, verbose=self.verbose
+            net.module_, X, self._checked_score_batch_size(), net.device, verbose=self.verbose
         )
+
+    def _checked_score_batch_size(self):
+        """``score_batch_size``, checked again: ``set_params`` after ``fit`` bypasses
+        fit's validation, and a huge value would pad every chunk to that many rows."""
+        validate_parameter_constraints(
+            {"score_batch_size": self._parameter_constraints["score_batch_size"]},
+            {"score_batch_size": self.score_batch_size},
+            caller_name=type(self).__name__,
+        )
+        if hasattr(self, "input_shape_"):  # not yet during fit, which checked it already
+            _check_chunk_memory(self.score_batch_size, self.input_shape_)
+        return _python(self.score_batch_size)
 
     def score_samples(self, X):
         """Opposite of the GradCon anomaly score: higher is more normal.

@@ -156,7 +156,7 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
         error, _, cosines, norms, projections = layer_terms(
             net.module_,
             samples,
-            detector.score_batch_size,
+            detector._checked_score_batch_size(),
             net.device,
             verbose=detector.verbose,
             directions=directions,

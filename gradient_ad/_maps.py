@@ -125,7 +125,7 @@ def anomaly_maps(detector, X, *, n_steps=32):
     gradient_map = np.empty(samples.shape)
     n_elements = samples[0].size
     # Each row costs n_steps double backward passes through vmap: the default chunk.
-    chunk = detector.score_batch_size
+    chunk = detector._checked_score_batch_size()
     chunk = DEFAULT_CHUNK_ROWS if chunk == "auto" else chunk
     for rows in progress_chunks(len(samples), chunk, verbose=detector.verbose, desc="anomaly maps"):
         x = torch.as_tensor(samples[rows], dtype=dtype, device=device)

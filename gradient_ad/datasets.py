@@ -157,7 +157,8 @@ def load_idx(directory):
     Returns
     -------
     X_train, y_train, X_test, y_test : ndarray
-        Images of shape ``(n, H, W)`` (uint8) and their integer labels.
+        Images of shape ``(n, H, W)`` and their integer labels; the images are uint8
+        in the standard files, and of the type the header declares otherwise.
     """
     directory = Path(directory)
     arrays = {key: load_idx_file(_find(directory, name)) for key, name in _IDX_FILES.items()}

@@ -249,6 +249,34 @@ def test_scoring_chunk_over_a_gibibyte_is_refused_before_training(net_never_buil
     _assert_unfitted(est)
 
 
+@pytest.mark.parametrize("method", SCORING_METHODS)
+@pytest.mark.parametrize(
+    "value, match",
+    [(10**9, "'score_batch_size' parameter"), ("large", "'score_batch_size' parameter")],
+)
+def test_score_batch_size_set_after_fit_is_checked_before_scoring(method, value, match):
+    est = GradientAnomalyDetector(**FAST).fit(_table())
+    est.set_params(score_batch_size=value)
+    with pytest.raises(ValueError, match=match):
+        _call(est, method, _table(5))
+    est.set_params(score_batch_size=8)
+    _call(est, method, _table(5))
+
+
+def test_score_batch_size_set_after_fit_gets_the_memory_check():
+    est = GradientAnomalyDetector(**FAST).fit(_table(40, 8192))
+    est.set_params(score_batch_size=65536)
+    with pytest.raises(ValueError, match="2 GiB of float32 input"):
+        est.decision_function(_table(2, 8192))
+
+
+def test_features_check_score_batch_size_set_after_fit():
+    features = gradient_ad.GradientFeatures(GradientAnomalyDetector(**FAST)).fit(_table())
+    features.detector_.set_params(score_batch_size=10**9)
+    with pytest.raises(ValueError, match="'score_batch_size' parameter"):
+        features.transform(_table(5))
+
+
 def test_network_factory_returning_no_module_is_a_type_error(net_never_built):
     est = GradientAnomalyDetector(network=lambda shape: "not a module", **FAST)
     with pytest.raises(TypeError, match="must return a torch.nn.Module, got str"):
