@@ -86,6 +86,7 @@ def main(argv=None):
     parser.add_argument("--beta", type=float, default=0.12)
     parser.add_argument("--alpha", type=float, default=0.03)
     parser.add_argument("--constrained", default="decoder")
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--out")
     args = parser.parse_args(argv)
 
@@ -126,6 +127,7 @@ def main(argv=None):
             alpha=args.alpha,
             beta=args.beta,
             constrained=args.constrained,
+            lr=args.lr,
             random_state=seed,
             callbacks=[recorder],
         ).fit(split.X_train)
