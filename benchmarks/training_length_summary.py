@@ -1,15 +1,16 @@
 """Summarise ``training_length.py`` result files: validation AUROC against epochs.
 
 Prints, for every score, one row per checkpoint epoch with each task's AUROC and the
-mean over the tasks that reached that epoch, and the median training seconds per
-epoch where the files recorded them. A task that appears in several files (a longer
-rerun of the same class and seed) is taken from the file that trained it longest.
+mean over the tasks (only at epochs that every task reached), and the median training
+seconds per epoch where the files recorded them. A task that appears in several files
+(a longer rerun of the same class and seed) is taken from the file that trained it
+longest; on a tie, from the first file given.
 
 Example::
 
     python benchmarks/training_length_summary.py \
         benchmarks/results/training_length_fmnist_total.json \
-        benchmarks/results/training_length_fmnist_200.json --scores gradcon reconstruction
+        benchmarks/results/training_length_fmnist_200_class0.json --scores gradcon reconstruction
 """
 
 import argparse

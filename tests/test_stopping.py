@@ -46,9 +46,8 @@ def test_positive_losses_stop_exactly_as_skorch(mode):
     rng = np.random.default_rng(0)
     for _ in range(20):
         scores = np.abs(rng.normal(1.0, 0.05, size=40)) * np.linspace(1, 0.8, 40)
-        ours = SignSafeEarlyStopping(patience=4, threshold=1e-2, threshold_mode=mode)
-        theirs = EarlyStopping(patience=4, threshold=1e-2, threshold_mode=mode)
-        ours.load_best = theirs.load_best = False
+        settings = dict(patience=4, threshold=1e-2, threshold_mode=mode, load_best=False)
+        ours, theirs = SignSafeEarlyStopping(**settings), EarlyStopping(**settings)
         assert _stopping_epoch(ours, scores) == _stopping_epoch(theirs, scores)
         assert ours.best_epoch_ == theirs.best_epoch_
 
