@@ -30,6 +30,17 @@ from ._inputs import to_samples
 from ._modules import ConvAutoencoder, GradConModule, MLPAutoencoder
 from ._net import REFERENCE_RULES, GradConNet
 from ._persistence import model_digest
+from ._pretext import (
+    PRETEXTS,
+    PretextComponents,
+    PretextLayerComponents,
+    calibrated_targets,
+    check_pretext_input,
+    combined_score,
+    fit_standardisation,
+    one_hot_targets,
+)
+from ._pretext import score_terms as pretext_score_terms
 from ._progress import fit_progress_callbacks
 from ._scoring import layer_terms, score_terms
 from ._stopping import SignSafeEarlyStopping
@@ -247,6 +258,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         "constrained": [StrOptions({"decoder", "all"}), list, tuple],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "reference": [StrOptions(set(REFERENCE_RULES))],
+        "pretext": [StrOptions(set(PRETEXTS)), None],
+        "pretext_weight": [Interval(numbers.Real, 0, None, closed="left")],
         "beta": [Interval(numbers.Real, 0, None, closed="left"), StrOptions({"auto"})],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -279,6 +292,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         constrained="decoder",
         alpha=0.03,
         reference="total",
+        pretext=None,
+        pretext_weight=1.0,
         beta=0.12,
         max_epochs=100,
         batch_size=64,
@@ -304,6 +319,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         self.constrained = constrained
         self.alpha = alpha
         self.reference = reference
+        self.pretext = pretext
+        self.pretext_weight = pretext_weight
         self.beta = beta
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -367,6 +384,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             _check_layer_sizes("hidden_sizes", self.hidden_sizes)
         X, shape = to_samples(self, X, reset=True)
         shape = _python(tuple(shape))  # input_shape may hold NumPy integers
+        if self.pretext is not None:
+            check_pretext_input(shape, self.pretext)
         _check_chunk_memory(self.score_batch_size, shape)
         device = _resolve_device(self.device)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -384,15 +403,18 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         # quartiles and spreads of a small slice are too noisy, so below
         # _MIN_CALIBRATION_ROWS rows all the training data calibrates instead.
         held_out = _calibration_rows(X, valid)
-        held_out_terms = self._score_terms(net, held_out)
-        _check_finite(held_out_terms[0] - held_out_terms[1], "the training data")
-        beta = auto_beta(*held_out_terms) if self.beta == "auto" else float(self.beta)
-        terms = held_out_terms
-        if self.contamination != "auto" and held_out is not X:
-            # A float contamination is a share of all the training data.
-            terms = self._score_terms(net, X)
-            _check_finite(terms[0] - terms[1], "the training data")
-        scores = -anomaly_score(*terms, beta)
+        if self.pretext is not None:
+            beta, scores = self._calibrate_pretext(net, X, held_out)
+        else:
+            held_out_terms = self._score_terms(net, held_out)
+            _check_finite(held_out_terms[0] - held_out_terms[1], "the training data")
+            beta = auto_beta(*held_out_terms) if self.beta == "auto" else float(self.beta)
+            terms = held_out_terms
+            if self.contamination != "auto" and held_out is not X:
+                # A float contamination is a share of all the training data.
+                terms = self._score_terms(net, X)
+                _check_finite(terms[0] - terms[1], "the training data")
+            scores = -anomaly_score(*terms, beta)
         if self.contamination == "auto":
             q1, q3 = np.percentile(scores, [25, 75])
             offset = q1 - _TUKEY_K * (q3 - q1)
@@ -408,10 +430,48 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         self.offset_ = float(offset)
         return self
 
+    def _calibrate_pretext(self, net, X, held_out):
+        """Fit the calibrated rotation targets and the standardisation of the combined
+        terms on the held-out normal rows; return ``beta`` and the scores ``offset_``
+        is taken from."""
+        module = net.module_
+        batch_size = self._checked_score_batch_size()
+        one_hot = one_hot_targets(module.reference_gradients()[0].dtype)
+        probabilities = pretext_score_terms(module, held_out, batch_size, net.device, one_hot)[5]
+        targets = calibrated_targets(torch.as_tensor(probabilities))
+        components = self._pretext_components(net, held_out, targets, "the training data")
+        beta = auto_beta(*components[:2]) if self.beta == "auto" else float(self.beta)
+        means, scales = fit_standardisation(components)
+        if self.contamination != "auto" and held_out is not X:
+            # A float contamination is a share of all the training data.
+            components = self._pretext_components(net, X, targets, "the training data")
+        self.rotation_targets_ = targets.numpy()
+        self.term_means_ = means
+        self.term_scales_ = scales
+        return beta, -combined_score(components, means, scales)
+
+    def _pretext_components(self, net, X, targets, what, per_layer=False):
+        parts = pretext_score_terms(
+            net.module_,
+            X,
+            self._checked_score_batch_size(),
+            net.device,
+            torch.as_tensor(targets),
+            verbose=self.verbose,
+        )
+        for part in parts[:4]:
+            _check_finite(part, what)
+        if per_layer:
+            return PretextLayerComponents(*parts[:5])
+        return PretextComponents(*parts[:4])
+
     def _reset(self):
         for name in (
             "net_",
             "beta_",
+            "rotation_targets_",
+            "term_means_",
+            "term_scales_",
             "offset_",
             "input_shape_",
             "input_scale_",
@@ -478,7 +538,12 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
 
     def _train_once(self, shape, X, train, valid, device, seed, reinitialise):
         with _seeded(seed, device):
-            module = GradConModule(self._build_network(shape, X, reinitialise), self.constrained)
+            module = GradConModule(
+                self._build_network(shape, X, reinitialise),
+                self.constrained,
+                pretext=self.pretext,
+                input_shape=shape,
+            )
             # The data follow the network's dtype (float64 for module.double(), or
             # for the package's networks under torch.set_default_dtype(torch.float64)).
             dtype = _network_dtype(module)
@@ -554,6 +619,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             "module": module,
             "alpha": _python(self.alpha),
             "reference": self.reference,
+            "pretext_weight": _python(self.pretext_weight),
             "criterion": nn.MSELoss,
             "optimizer": torch.optim.Adam,
             "lr": _python(self.lr),
@@ -599,6 +665,10 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         check_is_fitted(self)
         X = to_samples(self, X, reset=False, stream=True)
         self.net_.module_.eval()
+        if getattr(self, "pretext", None) is not None:
+            return self._pretext_components(
+                self.net_, X, self.rotation_targets_, "X", per_layer=per_layer
+            )
         if not per_layer:
             terms = self._score_terms(self.net_, X)
         else:
@@ -642,7 +712,10 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         scores : ndarray of shape (n_samples,)
             The lower, the more abnormal.
         """
-        return -anomaly_score(*self.score_components(X), self.beta_)
+        components = self.score_components(X)
+        if getattr(self, "pretext", None) is not None:
+            return -combined_score(components, self.term_means_, self.term_scales_)
+        return -anomaly_score(*components, self.beta_)
 
     def decision_function(self, X):
         """``score_samples(X) - offset_``: negative for outliers.
@@ -701,6 +774,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         # Saved before the reference rule and the collapse guard existed: it was trained
         # with the reconstruction-only reference and never restarted.
         state.setdefault("reference", "reconstruction")
+        state.setdefault("pretext", None)  # saved before the pretext existed
+        state.setdefault("pretext_weight", 1.0)
         state.setdefault("max_restarts", 0)
         if "net_" in state:
             state.setdefault("n_restarts_", 0)
@@ -719,7 +794,12 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
 
 
 def _scored_with(state):
-    return state["net_"], state["beta_"], state["offset_"]
+    numbers = [state["beta_"], state["offset_"]]
+    if state.get("pretext") is not None:
+        # What the combined score is calibrated with is part of the model too.
+        for name in ("rotation_targets_", "term_means_", "term_scales_"):
+            numbers += np.ravel(state[name]).tolist()
+    return state["net_"], *numbers
 
 
 def _calibration_rows(X, valid):
@@ -827,6 +907,9 @@ def _check_network(module, X):
             )
         try:
             score_terms(module, X, len(X), device)
+            if getattr(module, "pretext", None) is not None:
+                one_hot = one_hot_targets(module.reference_gradients()[0].dtype)
+                pretext_score_terms(module, X, len(X), device, one_hot)
         except Exception as error:
             raise ValueError(
                 "per-sample gradients of this network cannot be computed "

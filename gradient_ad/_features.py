@@ -16,6 +16,9 @@ from ._scoring import layer_terms
 
 __all__ = ["GradientFeatures"]
 
+# The pretext head's weight, as named in the module's state_dict.
+_HEAD_WEIGHT = "pretext_head.linear.weight"
+
 
 class GradientFeatures(TransformerMixin, BaseEstimator):
     """Backpropagated gradients as features: how the model would update for a sample.
@@ -140,7 +143,10 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
         features : ndarray of shape (n_samples, n_features_out)
             The columns named by :meth:`get_feature_names_out`: the reconstruction
             error; for each constrained tensor its cosine with the reference; for each
-            its log gradient norm; then the projections, tensor by tensor.
+            its log gradient norm; then the projections, tensor by tensor; with a
+            pretext (``detector`` with ``pretext='rotation'``), the rotation loss and
+            the log norm of its gradient with respect to the head's weight, as
+            :meth:`GradientAnomalyDetector.score_components` gives them.
         """
         check_is_fitted(self)
         detector = self.detector_
@@ -164,6 +170,12 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
         columns = [error[:, None], cosines, np.log(np.maximum(norms, EPS))]
         if projections is not None:
             columns.append(projections.reshape(len(error), -1))
+        if getattr(detector, "pretext", None) is not None:
+            components = detector._pretext_components(net, samples, detector.rotation_targets_, "X")
+            columns += [
+                components.rotation_loss[:, None],
+                components.log_rotation_gradient_norm[:, None],
+            ]
         features = np.hstack(columns)
         bad = ~np.isfinite(features).all(1)
         if bad.any():
@@ -186,7 +198,8 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
         -------
         feature_names_out : ndarray of str objects
             ``reconstruction_error``, ``cosine__<tensor>``, ``log_gradient_norm__<tensor>``
-            and ``projection<j>__<tensor>``.
+            and ``projection<j>__<tensor>``; with a pretext, ``rotation_loss`` and
+            ``log_rotation_gradient_norm__pretext_head.linear.weight``.
         """
         check_is_fitted(self)
         if hasattr(self, "feature_names_in_") or input_features is not None:
@@ -199,6 +212,8 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
             for name in self.constrained_names_
             for j in range(self.n_projections)
         ]
+        if getattr(self.detector_, "pretext", None) is not None:
+            names += ["rotation_loss", f"log_rotation_gradient_norm__{_HEAD_WEIGHT}"]
         return np.asarray(names, dtype=object)
 
     def __sklearn_tags__(self):

@@ -239,12 +239,27 @@ class GradConModule(nn.Module):
         Maps a batch to a reconstruction of the same shape.
     constrained : {'decoder', 'all'} or list of str, default='decoder'
         Which parameters are constrained; see :func:`constrained_parameter_names`.
+    pretext : {None, 'rotation'}, default=None
+        With ``'rotation'``, a :class:`~gradient_ad._pretext.PretextHead` on the
+        flattened output of ``autoencoder.encoder`` (``pretext_head``), sized from a
+        probe of ``input_shape``. It is part of the module (saved, loaded, moved
+        with it) but not of the autoencoder: ``constrained`` never names it.
+    input_shape : tuple of int, default=None
+        Shape of one sample; needed with ``pretext``.
     """
 
-    def __init__(self, autoencoder, constrained="decoder"):
+    def __init__(self, autoencoder, constrained="decoder", pretext=None, input_shape=None):
         super().__init__()
         self.autoencoder = autoencoder
         self.constrained_names = constrained_parameter_names(autoencoder, constrained)
+        self.pretext = pretext
+        if pretext is not None:
+            from ._pretext import PretextHead, check_pretext_network, code_size
+
+            check_pretext_network(autoencoder, input_shape, pretext)
+            parameter = next(autoencoder.parameters())
+            n_inputs = code_size(autoencoder, input_shape, parameter.dtype, parameter.device)
+            self.pretext_head = PretextHead(n_inputs).to(parameter.device, parameter.dtype)
         params = dict(autoencoder.named_parameters())
         for i, name in enumerate(self.constrained_names):
             self.register_buffer(f"reference_{i}", torch.zeros_like(params[name]))

@@ -5,6 +5,7 @@ from skorch import NeuralNet
 from skorch.dataset import unpack_data
 
 from ._gradcon import alignment
+from ._pretext import training_loss
 
 __all__ = ["GradConNet", "REFERENCE_RULES"]
 
@@ -33,6 +34,12 @@ class GradConNet(NeuralNet):
         Autoencoder with reference-gradient buffers.
     alpha : float, default=0.03
         Weight of the gradient constraint.
+    pretext_weight : float, default=1.0
+        Weight ``lambda`` of the pretext loss, for a module with a ``pretext_head``:
+        the step then minimises ``L + lambda * L_pretext``, ``L_pretext`` being the
+        rotation head's mean cross-entropy over the four rotated copies of the batch
+        (:func:`~gradient_ad._pretext.training_loss`). It does not reach the decoder,
+        so the decoder's reference gradients mean what they mean without it.
     reference : {'total', 'reconstruction'}, default='total'
         What the reference averages. ``'total'``: the gradient of the whole training
         loss ``L`` with respect to each constrained tensor, second-order term of the
@@ -42,10 +49,11 @@ class GradConNet(NeuralNet):
         Passed to :class:`skorch.NeuralNet`.
     """
 
-    def __init__(self, module, *args, alpha=0.03, reference="total", **kwargs):
+    def __init__(self, module, *args, alpha=0.03, reference="total", pretext_weight=1.0, **kwargs):
         super().__init__(module, *args, **kwargs)
         self.alpha = alpha
         self.reference = reference
+        self.pretext_weight = pretext_weight
 
     def initialize(self):
         if self.reference not in REFERENCE_RULES:
@@ -56,13 +64,40 @@ class GradConNet(NeuralNet):
         # An autoencoder reconstructs its input: the target is X, whatever y holds.
         return self.criterion_(y_pred, X)
 
+    def _pretext_loss(self, Xi, training):
+        """``lambda * L_pretext`` (``None`` without a pretext head), recorded per batch."""
+        if getattr(self.module_, "pretext", None) is None:
+            return None
+        loss = training_loss(self.module_, Xi)
+        self.history.record_batch(
+            "train_pretext_loss" if training else "valid_pretext_loss", loss.item()
+        )
+        return self.pretext_weight * loss
+
     def _gradcon_loss(self, Xi, training):
         module = self.module_
         params = module.constrained_parameters()
         recon = self.infer(Xi)
         loss_rec = self.get_loss(recon, None, X=Xi, training=training)
+        pretext = self._pretext_loss(Xi, training)
         constrain = self.alpha != 0 and module.n_reference_updates.item() > 0
         if not constrain:
+            if pretext is not None:
+                # The pretext loss does not reach the decoder, so decoder gradients are
+                # the reconstruction's whichever rule reads them.
+                total = loss_rec + pretext
+                if training:
+                    if self.reference == "reconstruction":
+                        # Constrained encoder weights (constrained='all') get pretext
+                        # gradients too; this reference averages the reconstruction's.
+                        gradients = torch.autograd.grad(loss_rec, params, retain_graph=True)
+                        total.backward()
+                        return total, loss_rec, recon, [g.detach() for g in gradients]
+                    total.backward()
+                    gradients = [p.grad.detach().clone() for p in params]
+                else:
+                    gradients = None
+                return total, loss_rec, recon, gradients
             if training:
                 loss_rec.backward()
                 gradients = [p.grad.detach().clone() for p in params]
@@ -71,6 +106,8 @@ class GradConNet(NeuralNet):
             return loss_rec, loss_rec, recon, gradients
         gradients = torch.autograd.grad(loss_rec, params, create_graph=training)
         loss = loss_rec - self.alpha * alignment(gradients, module.reference_gradients())
+        if pretext is not None:
+            loss = loss + pretext
         if not training:
             return loss, loss_rec, recon, None
         loss.backward()

@@ -18,7 +18,15 @@ AUROC of
   both terms equally (their standard deviations on the detector's held-out slice of
   the training data): a scale-free combination;
 - ``autoencoder``: a network trained with ``alpha=0``, scored by reconstruction error;
-- ``isolation_forest`` and ``one_class_svm``: scikit-learn's, default settings.
+- ``pretext``: the detector with ``pretext='rotation'`` (images only; digits as 8 x 8
+  images), trained for ``--pretext-epochs``, and from the same network each term alone:
+  ``pretext_reconstruction``, ``pretext_alignment``, ``pretext_rotation_loss`` and
+  ``pretext_rotation_gradient`` (the log norm of the rotation loss's gradient with
+  respect to the head's weight);
+- ``isolation_forest`` and ``one_class_svm``: scikit-learn's, default settings;
+- ``knn``: the mean distance to the 5 nearest training rows
+  (:class:`~sklearn.neighbors.NearestNeighbors`);
+- ``lof``: :class:`~sklearn.neighbors.LocalOutlierFactor` with ``novelty=True``.
 
 Where the protocol's validation split holds anomalies from outside the test split
 (image data sets), the validation AUROC is recorded too, for choosing settings.
@@ -37,6 +45,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
+from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
@@ -56,8 +65,28 @@ GRADCON_SCORES = (
     "gradcon_gradient",
     "gradcon_standardized",
 )
-METHODS = (*GRADCON_SCORES, "autoencoder", "isolation_forest", "one_class_svm")
-FITTED = ("gradcon", "autoencoder", "isolation_forest", "one_class_svm")
+PRETEXT_SCORES = (
+    "pretext",
+    "pretext_reconstruction",
+    "pretext_alignment",
+    "pretext_rotation_loss",
+    "pretext_rotation_gradient",
+)
+METHODS = (
+    *GRADCON_SCORES,
+    "autoencoder",
+    *PRETEXT_SCORES,
+    "isolation_forest",
+    "one_class_svm",
+    "knn",
+    "lof",
+)
+FITTED = ("gradcon", "autoencoder", "pretext", "isolation_forest", "one_class_svm", "knn", "lof")
+# Training epochs of the pretext detector: about 2 minutes a Fashion-MNIST class on one
+# core (benchmarks/pretext_design.py measured the choice on validation folds).
+PRETEXT_EPOCHS = 20
+# Neighbours of the kNN baseline (the setting of the ADBench rerun).
+KNN_NEIGHBOURS = 5
 
 
 # -- tasks ----------------------------------------------------------------------------
@@ -189,8 +218,18 @@ def _table_path(directory, name):
 # -- one task -------------------------------------------------------------------------
 
 
-def evaluate(split, seed, detector_params=None, methods=METHODS):
+def evaluate(
+    split,
+    seed,
+    detector_params=None,
+    methods=METHODS,
+    image_shape=None,
+    pretext_epochs=PRETEXT_EPOCHS,
+):
     """Fit every method on one split and measure its AUROC.
+
+    The pretext methods need images: ``split`` holds them, or flat rows of
+    ``image_shape``; for tables they are left out.
 
     Returns
     -------
@@ -223,16 +262,56 @@ def evaluate(split, seed, detector_params=None, methods=METHODS):
         valid_error = None if split.y_valid is None else ae.score_components(split.X_valid)[0]
         results["autoencoder"] = _record(split, test_error, valid_error, seconds)
         results["autoencoder"] |= _training_record(ae)
+    is_image = split.X_train.ndim >= 3 or image_shape is not None
+    if is_image and any(m in methods for m in PRETEXT_SCORES):
+        pretext_params = {**params, "pretext": "rotation", "max_epochs": pretext_epochs}
+        if split.X_train.ndim == 2:
+            pretext_params["input_shape"] = tuple(image_shape)
+        detector, seconds = _timed_fit(GradientAnomalyDetector(**pretext_params), split.X_train)
+        test = _pretext_scores(detector, split.X_test)
+        valid = None if split.y_valid is None else _pretext_scores(detector, split.X_valid)
+        for method in PRETEXT_SCORES:
+            if method in methods:
+                valid_score = None if valid is None else valid[method]
+                results[method] = _record(split, test[method], valid_score, seconds)
+                results[method] |= _training_record(detector)
     flat = _flat(split)
     for method, model in (
         ("isolation_forest", IsolationForest(random_state=seed)),
         ("one_class_svm", OneClassSVM()),
+        ("knn", _KNN()),
+        ("lof", LocalOutlierFactor(novelty=True)),
     ):
         if method in methods:
             model, seconds = _timed_fit(model, flat.X_train)
             valid = None if split.y_valid is None else -model.score_samples(flat.X_valid)
             results[method] = _record(split, -model.score_samples(flat.X_test), valid, seconds)
     return results
+
+
+def _pretext_scores(detector, X):
+    """Anomaly scores (higher = more anomalous) of the pretext detector and its terms."""
+    components = detector.score_components(X)
+    return {
+        "pretext": -detector.score_samples(X),
+        "pretext_reconstruction": components.reconstruction_error,
+        "pretext_alignment": -components.alignment,
+        "pretext_rotation_loss": components.rotation_loss,
+        "pretext_rotation_gradient": components.log_rotation_gradient_norm,
+    }
+
+
+class _KNN:
+    """The mean distance to the ``KNN_NEIGHBOURS`` nearest training rows, as
+    ``score_samples`` (higher = more normal, as scikit-learn's detectors)."""
+
+    def fit(self, X):
+        self.neighbours_ = NearestNeighbors(n_neighbors=min(KNN_NEIGHBOURS, len(X))).fit(X)
+        return self
+
+    def score_samples(self, X):
+        distances, _ = self.neighbours_.kneighbors(X)
+        return -distances.mean(1)
 
 
 def _training_record(detector):
@@ -297,6 +376,7 @@ def run(
     methods=METHODS,
     log=print,
     on_task=None,
+    pretext_epochs=PRETEXT_EPOCHS,
 ):
     """Evaluate every task; return one row (a dict) per task, seed and method.
 
@@ -310,14 +390,28 @@ def run(
         methods,
         log,
         on_task,
+        pretext_epochs,
     )
 
 
-def _run_tasks(dataset, todo, detector_params, methods, log, on_task):
+# Image data sets whose tasks hold flat rows: the pretext rotates them as these images.
+_FLAT_IMAGES = {"digits": (8, 8)}
+
+
+def _run_tasks(
+    dataset, todo, detector_params, methods, log, on_task, pretext_epochs=PRETEXT_EPOCHS
+):
     rows = []
     for task, seed, split in todo:
         start = time.perf_counter()
-        results = evaluate(split, seed, detector_params, methods)
+        results = evaluate(
+            split,
+            seed,
+            detector_params,
+            methods,
+            image_shape=_FLAT_IMAGES.get(dataset),
+            pretext_epochs=pretext_epochs,
+        )
         for method, result in results.items():
             rows.append({"dataset": dataset, "task": task, "seed": seed, "method": method} | result)
         log(
@@ -437,7 +531,7 @@ def _parse_params(items):
 def _check_detector_params(params):
     """Build and check the detectors the run will fit, as ``fit`` would before training,
     so that a bad ``--set`` or ``--max-epochs`` fails before the first task."""
-    for extra in ({"beta": "auto"}, {"alpha": 0}):
+    for extra in ({"beta": "auto"}, {"alpha": 0}, {"pretext": "rotation"}):
         try:
             detector = GradientAnomalyDetector(**{"random_state": 0, **params, **extra})
         except TypeError as error:  # an unknown parameter name
@@ -485,6 +579,12 @@ def main(argv=None):
         metavar="KEY=VALUE",
         help="further GradientAnomalyDetector parameters, e.g. beta=0.5 constrained=all",
     )
+    parser.add_argument(
+        "--pretext-epochs",
+        type=int,
+        default=PRETEXT_EPOCHS,
+        help=f"max_epochs of the pretext detector (default: {PRETEXT_EPOCHS})",
+    )
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--out", help="results file, .json or .csv; a .png plot goes beside it")
     args = parser.parse_args(argv)
@@ -499,6 +599,8 @@ def main(argv=None):
         if args.max_epochs is not None:
             params["max_epochs"] = args.max_epochs
         _check_detector_params(params)
+        if args.pretext_epochs < 1:
+            raise ValueError(f"--pretext-epochs must be at least 1, got {args.pretext_epochs}")
         if args.out:
             _check_out(args.out)
         todo = tasks(args.dataset, args.data_dir, args.classes, args.seeds, args.setting)
@@ -519,6 +621,7 @@ def main(argv=None):
         args.methods,
         log=lambda line: print(line, flush=True),
         on_task=on_task,
+        pretext_epochs=args.pretext_epochs,
     )
     meta["total_seconds"] = round(time.perf_counter() - start, 1)
     print(

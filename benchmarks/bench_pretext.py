@@ -1,0 +1,79 @@
+"""Scoring throughput of the rotation pretext against a plain forward pass.
+
+Times, side by side on the same rows, (a) the detector's scoring with
+``pretext='rotation'`` (every term: reconstruction error and GradCon alignment through
+the scoring route, the four rotated copies through the encoder and head, the rotation
+loss and its head-gradient norm) and (b) a plain forward pass without gradients of the
+autoencoder and the head (the encoder once, then decoder and head on its code) over the four rotated copies of every row, in chunks of the
+same size. Prints the medians and their ratio (b / a: the share of the plain forward
+pass's throughput that scoring reaches).
+
+Example::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_pretext.py --rows 2048 --repeats 5
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from gradient_ad import GradientAnomalyDetector
+from gradient_ad._pretext import rotate
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=2048)
+    parser.add_argument("--size", type=int, default=28)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+    rng = np.random.RandomState(0)
+    X = rng.rand(args.rows, args.size, args.size).astype(np.float32)
+    detector = GradientAnomalyDetector(
+        pretext="rotation", max_epochs=1, random_state=0, early_stopping=False
+    ).fit(X[:256])
+    module = detector.net_.module_.eval()
+    chunk = 256  # the scoring chunk of the convolutional network on the CPU
+
+    def plain():
+        with torch.no_grad():
+            for start in range(0, len(X), chunk):
+                x = torch.as_tensor(X[start : start + chunk])[:, None]
+                code = module.autoencoder.encoder(rotate(x))
+                module.autoencoder.decoder(code)
+                module.pretext_head(code)
+
+    def scoring():
+        detector.score_samples(X)
+
+    timings = {"plain_forward": [], "scoring": []}
+    for _ in range(args.repeats):
+        for name, call in (("plain_forward", plain), ("scoring", scoring)):
+            start = time.perf_counter()
+            call()
+            timings[name].append(time.perf_counter() - start)
+    medians = {name: statistics.median(values) for name, values in timings.items()}
+    ratio = medians["plain_forward"] / medians["scoring"]
+    result = {
+        "command": "python benchmarks/bench_pretext.py " + " ".join(argv or []),
+        "machine": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "rows": args.rows,
+        "median_seconds": medians,
+        "rows_per_second": {k: args.rows / v for k, v in medians.items()},
+        "throughput_ratio": ratio,
+    }
+    print(json.dumps(result, indent=1))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+"""The rotation pretext task: which of four 90-degree rotations was applied to an image.
+
+A network trained on normal images only learns their canonical orientation: asked how
+an unfamiliar image was rotated it is unsure, and its loss and the gradient of that loss
+are large (Golan & El-Yaniv, NeurIPS 2018; Hendrycks et al., NeurIPS 2019; Bergman &
+Hoshen, ICLR 2020). Here a linear head on the autoencoder's code predicts the rotation.
+
+For a sample ``x`` with the four rotated copies ``x_r = rot90(x, r)``, codes
+``z_r = flatten(encoder(x_r))`` and softmax outputs ``p_r = softmax(W z_r + b)``:
+
+- the rotation loss ``l(x) = -mean_r log <t_r, p_r>`` with targets ``t_r``: one-hot on
+  ``r`` in training (the cross-entropy); for scoring, the detector uses the
+  *calibrated* targets, the mean softmax that held-out normal images get for rotation
+  ``r`` (see :func:`calibrated_targets`). On classes that look alike under rotation (a
+  0, a sandal) normal images are ambiguous too; the one-hot target would penalise them
+  for it, the calibrated target does not;
+- the head's weight gradient ``dl/dW = (1/4) sum_r (p_r - w_r) z_r^T``, with
+  ``w_r = t_r * p_r / <t_r, p_r>`` (``t_r`` for one-hot targets), scored as the log of
+  its norm. Its squared norm is the 4 x 4 Gram expression
+  ``(1/16) sum_{r,s} <p_r - w_r, p_s - w_s> <z_r, z_s>``: the rotated copies play the
+  role of a linear layer's positions, so the scoring engine's rule for
+  :class:`~torch.nn.Linear` computes it (:mod:`gradient_ad._scoring.layers`) without
+  materialising per-sample gradients.
+"""
+
+import math
+from collections import namedtuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._gradcon import cosines_from_terms
+from ._scoring.batches import _chunked, _route
+from ._scoring.layers import rule_for
+
+__all__ = [
+    "N_ROTATIONS",
+    "PRETEXTS",
+    "PretextHead",
+    "calibrated_targets",
+    "check_pretext_input",
+    "check_pretext_network",
+    "one_hot_targets",
+    "pretext_logits",
+    "pretext_terms",
+    "rotate",
+    "score_terms",
+    "training_loss",
+]
+
+PRETEXTS = ("rotation",)
+N_ROTATIONS = 4
+
+
+def check_pretext_input(shape, pretext="rotation"):
+    """Refuse, before any work, samples the pretext cannot transform.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of one sample as the network sees it.
+    pretext : str
+    """
+    if pretext not in PRETEXTS:
+        raise ValueError(f"pretext must be None or one of {PRETEXTS}, got {pretext!r}")
+    if len(shape) != 3:
+        raise ValueError(
+            f"pretext={pretext!r} needs images, but the samples are rows of {shape[0]} "
+            "features (a table). Pass images as (n, H, W) or (n, C, H, W) arrays, or flat "
+            "rows with input_shape; for tables use pretext=None."
+        )
+    if shape[1] != shape[2]:
+        # A 90-degree rotation of a non-square image changes its shape, which the
+        # network cannot take; the shape-keeping transformations (180 degrees, flips)
+        # leave a 2-way task that is not measured here.
+        raise ValueError(
+            f"pretext={pretext!r} rotates images by 90 degrees and needs square images, "
+            f"got height x width {shape[1]} x {shape[2]}. Crop or pad the images to a "
+            "square (e.g. with numpy.pad), or use pretext=None."
+        )
+
+
+def check_pretext_network(autoencoder, shape, pretext="rotation"):
+    """Refuse, before any training, a network the pretext head cannot read.
+
+    Parameters
+    ----------
+    autoencoder : torch.nn.Module
+        Must have an ``encoder`` submodule mapping a batch of images to codes of
+        ``n`` rows (the head reads the flattened code).
+    shape : tuple of int
+        Shape of one sample as the network sees it.
+    pretext : str
+    """
+    check_pretext_input(shape, pretext)
+    encoder = getattr(autoencoder, "encoder", None)
+    if not isinstance(encoder, nn.Module):
+        raise ValueError(
+            f"pretext={pretext!r} puts a classification head on the network's code, read "
+            f"from its `encoder` submodule; {type(autoencoder).__name__} has no `encoder` "
+            "submodule. Give the network an `encoder` attribute (a torch.nn.Module mapping "
+            "a batch of images to codes), or use pretext=None."
+        )
+
+
+def code_size(autoencoder, shape, dtype, device):
+    """Number of values in the flattened code of one sample, from a probe forward."""
+    probe = torch.zeros((2, *shape), dtype=dtype, device=device)
+    with torch.no_grad():
+        code = autoencoder.encoder(probe)
+    if not isinstance(code, torch.Tensor) or code.ndim < 2 or len(code) != 2:
+        got = tuple(code.shape) if isinstance(code, torch.Tensor) else type(code).__name__
+        raise ValueError(
+            "the network's `encoder` must map a batch of n images to a tensor of codes with "
+            f"n rows, for the pretext head to read; for 2 images it returned {got}"
+        )
+    return math.prod(code.shape[1:])
+
+
+class PretextHead(nn.Module):
+    """A linear classifier of the flattened code: logits of the four rotations.
+
+    Parameters
+    ----------
+    n_inputs : int
+        Values in one sample's flattened code.
+    n_classes : int, default=4
+    """
+
+    def __init__(self, n_inputs, n_classes=N_ROTATIONS):
+        super().__init__()
+        self.linear = nn.Linear(n_inputs, n_classes)
+
+    def forward(self, code):
+        return self.linear(code.flatten(1))
+
+
+def rotate(x):
+    """The four 90-degree rotations of a batch ``(n, C, H, W)``, rotation-major:
+    rows ``r n`` to ``(r + 1) n - 1`` hold ``rot90(x, r)``."""
+    return torch.cat([torch.rot90(x, r, dims=(2, 3)) for r in range(N_ROTATIONS)])
+
+
+def pretext_logits(module, x):
+    """Logits ``(n, 4, 4)`` (sample, rotation applied, rotation predicted) and the
+    flattened codes ``(n, 4, F)`` of the rotated copies of ``x``."""
+    n = len(x)
+    code = module.autoencoder.encoder(rotate(x)).flatten(1)
+    logits = module.pretext_head.linear(code)
+    return (
+        logits.reshape(N_ROTATIONS, n, -1).transpose(0, 1),
+        code.reshape(N_ROTATIONS, n, -1).transpose(0, 1),
+    )
+
+
+def one_hot_targets(dtype=torch.float32, device="cpu"):
+    """The training targets: rotation ``r`` is class ``r``."""
+    return torch.eye(N_ROTATIONS, dtype=dtype, device=device)
+
+
+def training_loss(module, x):
+    """Mean cross-entropy of the rotation head over the four copies of the batch."""
+    logits, _ = pretext_logits(module, x)
+    labels = torch.arange(N_ROTATIONS, device=x.device).expand(len(x), -1)
+    return F.cross_entropy(logits.reshape(-1, N_ROTATIONS), labels.reshape(-1))
+
+
+def pretext_terms(module, x, targets):
+    """Per-sample rotation loss and log norm of its head-weight gradient.
+
+    The loss of one rotated copy is ``-log <t_r, p_r>``: the log-likelihood that the
+    classifier gives to a rotation label drawn from ``t_r``. For one-hot targets this
+    is the cross-entropy; for the calibrated targets (the mean softmax of normal images)
+    a normal image of a class that looks alike under rotation (a 0 turned by 180
+    degrees) is not penalised for choosing between the rotations normal images confuse,
+    while an image that puts its mass where normal images put none still is. (The
+    cross-entropy ``-sum_k t_rk log p_rk`` against the calibrated targets would instead
+    penalise confident normal images; measured, it ranks worse.)
+
+    Parameters
+    ----------
+    module : GradConModule
+        With a ``pretext_head``; in eval mode.
+    x : Tensor of shape (n, C, H, W)
+    targets : Tensor of shape (4, 4)
+        Row ``r``: the target distribution of rotation ``r`` (one-hot or calibrated).
+
+    Returns
+    -------
+    loss : Tensor of shape (n,)
+        ``mean_r -log <t_r, p_r>``.
+    log_head_gradient_norm : Tensor of shape (n,)
+        ``log ||dl/dW||`` of the head's weight, clamped at ``log(1e-30)``.
+    probabilities : Tensor of shape (n, 4, 4)
+        ``p_r`` of each sample.
+    """
+    with torch.no_grad():
+        logits, code = pretext_logits(module, x)
+        log_p = torch.log_softmax(logits, -1)
+        joint = targets.log() + log_p  # log(t_rk p_rk), -inf where t_rk = 0
+        loss = -torch.logsumexp(joint, -1).mean(1)
+        # d l / d logits of copy r: p_r - w_r, with w_r the responsibilities
+        # t_rk p_rk / <t_r, p_r> (t_r itself for one-hot targets). The copies are the
+        # linear layer's positions.
+        delta = (log_p.exp() - torch.softmax(joint, -1)) / N_ROTATIONS
+        layer = module.pretext_head.linear
+        _, norm = rule_for(layer).terms(layer, code, delta, layer.weight)
+    return loss, norm.clamp_min(1e-30).log(), log_p.exp()
+
+
+def calibrated_targets(probabilities):
+    """Mean softmax per rotation ``(4, 4)`` over held-out normal samples' ``(n, 4, 4)``
+    probabilities: the targets that score a sample by how far its predictions are from
+    those normal images get (equal to one-hot where normal images are unambiguous)."""
+    return probabilities.mean(0)
+
+
+def score_terms(module, X, batch_size, device, targets, verbose=0):
+    """Every per-sample term of a module with a pretext head, rows at once.
+
+    Chunks and padding as :func:`gradient_ad._scoring.score_terms` (a sample's terms do
+    not depend on the rows it is scored with); the GradCon terms come from the same
+    route.
+
+    Parameters
+    ----------
+    module : GradConModule
+        With a ``pretext_head``, in eval mode.
+    X : ndarray of shape (n_samples, C, H, W)
+    batch_size : int or 'auto'
+    device : str or torch.device
+    targets : Tensor of shape (4, 4)
+        Targets of the rotation loss (:func:`one_hot_targets` or calibrated).
+    verbose : int, default=0
+
+    Returns
+    -------
+    reconstruction_error, alignment, rotation_loss, log_head_gradient_norm : ndarray \
+            of shape (n_samples,)
+    layer_alignments : ndarray of shape (n_samples, n_constrained)
+    probabilities : ndarray of shape (n_samples, 4, 4)
+    """
+    references = module.reference_gradients()
+    shapes = [(), (), (), (), (len(references),), (N_ROTATIONS, N_ROTATIONS)]
+    if not len(X):
+        return tuple(np.empty((0, *shape)) for shape in shapes)
+    route, batch_size = _route(module, X, batch_size, device, None, "auto")
+    targets = targets.to(device, references[0].dtype)
+
+    def terms(chunk):
+        error, dots, norms, _ = route.layer_terms(chunk)
+        cosines = cosines_from_terms(dots, norms, references)
+        loss, log_norm, probabilities = pretext_terms(module, chunk, targets)
+        return error, cosines.mean(0), loss, log_norm, cosines.T, probabilities
+
+    return _chunked(X, batch_size, terms, shapes, module, device, verbose)
+
+
+# The terms whose standardised sum is the detector's score with a pretext, each made
+# closer to normal on normal data first (the log of the squared error, which is
+# skewed). Chosen on validation folds: benchmarks/pretext_design.py.
+COMBINED_TERMS = ("reconstruction_error", "rotation_loss")
+_LOG_TERMS = ("reconstruction_error",)
+# Smallest spread a term is divided by: a term constant on normal data weighs nothing
+# rather than everything.
+_MIN_SCALE = 1e-12
+
+PretextComponents = namedtuple(
+    "PretextComponents",
+    ["reconstruction_error", "alignment", "rotation_loss", "log_rotation_gradient_norm"],
+)
+PretextComponents.__doc__ = """Per-sample terms of a detector with a pretext head."""
+PretextLayerComponents = namedtuple(
+    "PretextLayerComponents", [*PretextComponents._fields, "layer_alignments"]
+)
+PretextLayerComponents.__doc__ = """:class:`PretextComponents` and each constrained
+tensor's cosine."""
+
+
+def _combined_columns(components):
+    columns = []
+    for name in COMBINED_TERMS:
+        values = np.asarray(getattr(components, name), dtype=np.float64)
+        columns.append(np.log(np.maximum(values, 1e-300)) if name in _LOG_TERMS else values)
+    return np.stack(columns, 1)
+
+
+def fit_standardisation(components):
+    """Means and spreads ``(len(COMBINED_TERMS),)`` of the combined terms on normal
+    (held-out) samples."""
+    columns = _combined_columns(components)
+    return columns.mean(0), np.maximum(columns.std(0), _MIN_SCALE)
+
+
+def combined_score(components, means, scales):
+    """The anomaly score (higher = more abnormal): the sum of the combined terms, each
+    standardised with the normal samples' ``means`` and ``scales``."""
+    return ((_combined_columns(components) - means) / scales).sum(1)
