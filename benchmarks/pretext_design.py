@@ -184,7 +184,7 @@ def main(argv=None):
             base = {"dataset": args.dataset, "task": task, "seed": seed, "weight": weight}
             base |= {k: repr(v) for k, v in extra.items()}
 
-            def log(record, base=base):
+            def log(record, base=base, task=task, weight=weight):
                 row = base | record
                 results.append(row)
                 keys = ["rec", "align", "ce_plain", "ce_cal", "ce_kl", "ce_dir", "hg_plain"]

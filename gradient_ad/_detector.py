@@ -118,6 +118,19 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         included, with respect to each constrained tensor, as in the authors' code.
         ``'reconstruction'``: the gradient of the reconstruction loss alone. See
         :ref:`user_guide`.
+    pretext : {None, 'rotation'}, default=None
+        ``None``: the paper's method. ``'rotation'`` (square images only): a linear
+        head on the network's code also learns which of the four 90-degree rotations
+        was applied to each training image, with weight ``pretext_weight`` in the
+        training loss, and the anomaly score becomes the sum of the terms named by
+        ``gradient_ad._pretext.COMBINED_TERMS`` (the log reconstruction error and the
+        rotation loss against targets calibrated on held-out normal images), each
+        standardised on the held-out normal data; ``beta`` then plays no part in
+        ``score_samples``. A network passed as ``network`` needs an ``encoder``
+        submodule for the head to read. Tables and non-square images are refused.
+        See :ref:`user_guide`.
+    pretext_weight : float, default=1.0
+        Weight of the rotation loss in the training loss, with ``pretext``.
     beta : float or 'auto', default=0.12
         Weight of the gradient term in the anomaly score
         ``reconstruction_error - beta * alignment``. It is not scale-free: the
@@ -205,6 +218,13 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         ``beta='auto'``.
     offset_ : float
         ``decision_function(X) = score_samples(X) - offset_``.
+    rotation_targets_ : ndarray of shape (4, 4)
+        With ``pretext``: row ``r`` is the mean softmax output of the held-out
+        normal images turned by ``90 r`` degrees, the targets of the scored rotation
+        loss (about one-hot where normal images are unambiguous).
+    term_means_, term_scales_ : ndarray of shape (n_combined_terms,)
+        With ``pretext``: mean and standard deviation on the held-out normal data of
+        each combined term, as ``score_samples`` standardises them.
     input_shape_ : tuple of int
         Shape of one sample as the network sees it.
     input_scale_ : float
@@ -450,6 +470,35 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         self.term_scales_ = scales
         return beta, -combined_score(components, means, scales)
 
+    def rotation_probabilities(self, X):
+        """What the rotation head predicts for each rotated copy of each sample.
+
+        Only for a detector fitted with ``pretext='rotation'``.
+
+        Parameters
+        ----------
+        X : array-like of the same layout as in ``fit``
+            Samples (images).
+
+        Returns
+        -------
+        probabilities : ndarray of shape (n_samples, 4, 4)
+            ``[i, r, k]``: the probability that sample ``i`` turned by ``90 r`` degrees
+            (counter-clockwise, :func:`numpy.rot90`) was turned by ``90 k`` degrees.
+        """
+        check_is_fitted(self)
+        if getattr(self, "pretext", None) is None:
+            raise ValueError(
+                "rotation_probabilities needs a detector fitted with pretext='rotation'"
+            )
+        X = to_samples(self, X, reset=False, stream=True)
+        net = self.net_
+        net.module_.eval()
+        one_hot = one_hot_targets(net.module_.reference_gradients()[0].dtype)
+        return pretext_score_terms(
+            net.module_, X, self._checked_score_batch_size(), net.device, one_hot, self.verbose
+        )[5]
+
     def _pretext_components(self, net, X, targets, what, per_layer=False):
         parts = pretext_score_terms(
             net.module_,
@@ -639,7 +688,16 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     # -- scoring --------------------------------------------------------------------
 
     def score_components(self, X, per_layer=False):
-        """The two terms of the GradCon score of each sample.
+        """The terms of the score of each sample.
+
+        Without a pretext, the two terms of the GradCon score (below). With
+        ``pretext='rotation'``, a named tuple of arrays ``(reconstruction_error,
+        alignment, rotation_loss, log_rotation_gradient_norm)`` (plus
+        ``layer_alignments`` with ``per_layer``): ``rotation_loss`` is
+        ``-mean_r log <t_r, p_r>`` over the four rotations, ``p_r`` the head's softmax
+        output for the copy turned by ``90 r`` degrees and ``t_r`` its calibrated
+        target (``rotation_targets_``); ``log_rotation_gradient_norm`` is the log norm
+        of that loss's gradient with respect to the head's weight.
 
         Parameters
         ----------
@@ -698,9 +756,11 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         return _python(self.score_batch_size)
 
     def score_samples(self, X):
-        """Opposite of the GradCon anomaly score: higher is more normal.
+        """Opposite of the anomaly score: higher is more normal.
 
         ``-(reconstruction_error - beta_ * alignment)``, see :meth:`score_components`.
+        With ``pretext``: minus the sum of the combined terms, each standardised with
+        ``term_means_`` and ``term_scales_``.
 
         Parameters
         ----------

@@ -4,6 +4,7 @@ Both networks expose ``encoder`` and ``decoder`` submodules; by default GradCon
 constrains the weight tensors of the decoder (see :func:`constrained_parameter_names`).
 """
 
+import copy
 import math
 
 import torch
@@ -240,10 +241,13 @@ class GradConModule(nn.Module):
     constrained : {'decoder', 'all'} or list of str, default='decoder'
         Which parameters are constrained; see :func:`constrained_parameter_names`.
     pretext : {None, 'rotation'}, default=None
-        With ``'rotation'``, a :class:`~gradient_ad._pretext.PretextHead` on the
-        flattened output of ``autoencoder.encoder`` (``pretext_head``), sized from a
-        probe of ``input_shape``. It is part of the module (saved, loaded, moved
-        with it) but not of the autoencoder: ``constrained`` never names it.
+        With ``'rotation'``, a rotation classifier beside the autoencoder: a copy of
+        ``autoencoder.encoder`` (``pretext_encoder``, starting from the same weights)
+        and a :class:`~gradient_ad._pretext.PretextHead` on its flattened output
+        (``pretext_head``), sized from a probe of ``input_shape``. Both are part of
+        the module (saved, loaded, moved with it) but not of the autoencoder:
+        ``constrained`` never names them. A separate encoder, because sharing one
+        stalled the reconstruction (see :mod:`gradient_ad._pretext`).
     input_shape : tuple of int, default=None
         Shape of one sample; needed with ``pretext``.
     """
@@ -257,8 +261,11 @@ class GradConModule(nn.Module):
             from ._pretext import PretextHead, check_pretext_network, code_size
 
             check_pretext_network(autoencoder, input_shape, pretext)
+            self.pretext_encoder = copy.deepcopy(autoencoder.encoder)
             parameter = next(autoencoder.parameters())
-            n_inputs = code_size(autoencoder, input_shape, parameter.dtype, parameter.device)
+            n_inputs = code_size(
+                self.pretext_encoder, input_shape, parameter.dtype, parameter.device
+            )
             self.pretext_head = PretextHead(n_inputs).to(parameter.device, parameter.dtype)
         params = dict(autoencoder.named_parameters())
         for i, name in enumerate(self.constrained_names):

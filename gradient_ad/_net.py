@@ -38,8 +38,10 @@ class GradConNet(NeuralNet):
         Weight ``lambda`` of the pretext loss, for a module with a ``pretext_head``:
         the step then minimises ``L + lambda * L_pretext``, ``L_pretext`` being the
         rotation head's mean cross-entropy over the four rotated copies of the batch
-        (:func:`~gradient_ad._pretext.training_loss`). It does not reach the decoder,
-        so the decoder's reference gradients mean what they mean without it.
+        (:func:`~gradient_ad._pretext.training_loss`). The rotation classifier has
+        its own encoder: the loss does not reach the autoencoder, whose reference
+        gradients mean what they mean without it. With Adam, the weight matters
+        mostly to early stopping, which watches the sum.
     reference : {'total', 'reconstruction'}, default='total'
         What the reference averages. ``'total'``: the gradient of the whole training
         loss ``L`` with respect to each constrained tensor, second-order term of the
@@ -83,16 +85,10 @@ class GradConNet(NeuralNet):
         constrain = self.alpha != 0 and module.n_reference_updates.item() > 0
         if not constrain:
             if pretext is not None:
-                # The pretext loss does not reach the decoder, so decoder gradients are
-                # the reconstruction's whichever rule reads them.
+                # The pretext loss does not reach the autoencoder, so the constrained
+                # tensors' gradients are the reconstruction's whichever rule reads them.
                 total = loss_rec + pretext
                 if training:
-                    if self.reference == "reconstruction":
-                        # Constrained encoder weights (constrained='all') get pretext
-                        # gradients too; this reference averages the reconstruction's.
-                        gradients = torch.autograd.grad(loss_rec, params, retain_graph=True)
-                        total.backward()
-                        return total, loss_rec, recon, [g.detach() for g in gradients]
                     total.backward()
                     gradients = [p.grad.detach().clone() for p in params]
                 else:

@@ -11,7 +11,7 @@ import pytest
 
 from gradient_ad import benchmark
 
-FAST = ["--max-epochs", "3"]
+FAST = ["--max-epochs", "3", "--pretext-epochs", "3"]
 
 
 def test_digits_end_to_end(tmp_path, capsys):
@@ -27,10 +27,13 @@ def test_digits_end_to_end(tmp_path, capsys):
     assert set(frame["method"]) == set(benchmark.METHODS)
     # Digits validation folds hold anomalies from outside the test folds.
     assert frame["valid_auroc"].notna().all()
-    assert (frame["fit_seconds"] > 0).all()
+    # The neighbour methods only store 108 rows: their fit may round to 0 ms.
+    networks = frame["method"].isin(benchmark.GRADCON_SCORES + benchmark.PRETEXT_SCORES)
+    assert (frame.loc[networks, "fit_seconds"] > 0).all()
+    assert (frame["fit_seconds"] >= 0).all()
     # Real data: the classic detectors separate digits 1 and 7 from the others well
     # (measured about 0.97-1.0); 0.85 leaves room for seeds and library versions.
-    classic = frame[frame["method"].isin(["isolation_forest", "one_class_svm"])]
+    classic = frame[frame["method"].isin(["isolation_forest", "one_class_svm", "knn", "lof"])]
     assert (classic["auroc"] > 0.85).all()
     # Three epochs of GradCon already beat chance clearly.
     assert frame.loc[frame["method"] == "gradcon", "auroc"].mean() > 0.7
@@ -69,6 +72,39 @@ def test_gradcon_columns_are_the_detector_with_that_beta(beta):
         assert results["gradcon"] == results["gradcon_standardized"]
     else:
         assert results["gradcon"]["auroc"] != results["gradcon_standardized"]["auroc"]
+
+
+def test_pretext_and_neighbour_columns_are_what_they_say():
+    from sklearn.metrics import roc_auc_score
+    from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
+
+    from gradient_ad import GradientAnomalyDetector
+
+    _, seed, split = next(benchmark.tasks("digits", classes=[2], seeds=[0]))
+    methods = (*benchmark.PRETEXT_SCORES, "knn", "lof")
+    results = benchmark.evaluate(
+        split, seed, {}, methods=methods, image_shape=(8, 8), pretext_epochs=2
+    )
+    detector = GradientAnomalyDetector(
+        pretext="rotation", max_epochs=2, input_shape=(8, 8), random_state=seed
+    ).fit(split.X_train)
+    components = detector.score_components(split.X_test)
+    expected = {
+        "pretext": -detector.score_samples(split.X_test),
+        "pretext_reconstruction": components.reconstruction_error,
+        "pretext_alignment": -components.alignment,
+        "pretext_rotation_loss": components.rotation_loss,
+        "pretext_rotation_gradient": components.log_rotation_gradient_norm,
+    }
+    distances, _ = NearestNeighbors(n_neighbors=5).fit(split.X_train).kneighbors(split.X_test)
+    expected["knn"] = distances.mean(1)
+    lof = LocalOutlierFactor(novelty=True).fit(split.X_train)
+    expected["lof"] = -lof.score_samples(split.X_test)
+    for method, scores in expected.items():
+        assert results[method]["auroc"] == pytest.approx(roc_auc_score(split.y_test, scores))
+    # The pretext needs images: tables leave its columns out.
+    table = benchmark.datasets.OneClassSplit(split.X_train, None, None, split.X_test, split.y_test)
+    assert set(benchmark.evaluate(table, seed, {}, methods=methods)) == {"knn", "lof"}
 
 
 def test_csv_output_and_method_subset(tmp_path):
