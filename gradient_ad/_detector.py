@@ -119,15 +119,18 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         ``'reconstruction'``: the gradient of the reconstruction loss alone. See
         :ref:`user_guide`.
     pretext : {None, 'rotation'}, default=None
-        ``None``: the paper's method. ``'rotation'`` (square images only): a linear
-        head on the network's code also learns which of the four 90-degree rotations
-        was applied to each training image, with weight ``pretext_weight`` in the
-        training loss, and the anomaly score becomes the sum of the terms named by
-        ``gradient_ad._pretext.COMBINED_TERMS`` (the log reconstruction error and the
-        rotation loss against targets calibrated on held-out normal images), each
-        standardised on the held-out normal data; ``beta`` then plays no part in
-        ``score_samples``. A network passed as ``network`` needs an ``encoder``
-        submodule for the head to read. Tables and non-square images are refused.
+        ``None``: the paper's method. ``'rotation'`` (square images only): a rotation
+        classifier trained beside the autoencoder learns which of the four 90-degree
+        rotations was applied to each training image (its loss weighted by
+        ``pretext_weight`` in the training loss), and the anomaly score becomes the sum
+        of the terms named by
+        ``gradient_ad._pretext.COMBINED_TERMS``: the log reconstruction error, minus
+        the gradient alignment, the rotation loss against targets calibrated on
+        held-out normal images and the log norm of its gradient with respect to the
+        head's weight, each standardised on the held-out normal data; ``beta`` then
+        plays no part in ``score_samples``. The rotation classifier is a copy of the
+        network's ``encoder`` submodule plus a linear head, so a network passed as
+        ``network`` needs an ``encoder``. Tables and non-square images are refused.
         See :ref:`user_guide`.
     pretext_weight : float, default=1.0
         Weight of the rotation loss in the training loss, with ``pretext``.

@@ -84,7 +84,7 @@ METHODS = (
 FITTED = ("gradcon", "autoencoder", "pretext", "isolation_forest", "one_class_svm", "knn", "lof")
 # Training epochs of the pretext detector: about 2 minutes a Fashion-MNIST class on one
 # core (benchmarks/pretext_design.py measured the choice on validation folds).
-PRETEXT_EPOCHS = 20
+PRETEXT_EPOCHS = 10
 # Neighbours of the kNN baseline (the setting of the ADBench rerun).
 KNN_NEIGHBOURS = 5
 

@@ -136,8 +136,16 @@ def test_calibrated_targets_are_the_mean_softmax_of_held_out_rows(digit_images):
         "log_rotation_gradient_norm",
     )
     # The combined score is the standardised sum of the named terms on those rows.
-    columns = np.stack([np.log(components.reconstruction_error), components.rotation_loss], 1)
-    assert COMBINED_TERMS == ("reconstruction_error", "rotation_loss")
+    columns = np.stack(
+        [
+            np.log(components.reconstruction_error),
+            -components.alignment,
+            components.rotation_loss,
+            components.log_rotation_gradient_norm,
+        ],
+        1,
+    )
+    assert COMBINED_TERMS == components._fields
     np.testing.assert_allclose(detector.term_means_, columns.mean(0), rtol=1e-6)
     np.testing.assert_allclose(detector.term_scales_, columns.std(0), rtol=1e-6)
     expected_scores = -((columns - columns.mean(0)) / columns.std(0)).sum(1)
