@@ -84,22 +84,15 @@ class GradConNet(NeuralNet):
         pretext = self._pretext_loss(Xi, training)
         constrain = self.alpha != 0 and module.n_reference_updates.item() > 0
         if not constrain:
-            if pretext is not None:
-                # The pretext loss does not reach the autoencoder, so the constrained
-                # tensors' gradients are the reconstruction's whichever rule reads them.
-                total = loss_rec + pretext
-                if training:
-                    total.backward()
-                    gradients = [p.grad.detach().clone() for p in params]
-                else:
-                    gradients = None
-                return total, loss_rec, recon, gradients
+            # The pretext loss does not reach the autoencoder, so the constrained
+            # tensors' gradients are the reconstruction's whichever rule reads them.
+            total = loss_rec if pretext is None else loss_rec + pretext
             if training:
-                loss_rec.backward()
+                total.backward()
                 gradients = [p.grad.detach().clone() for p in params]
             else:
                 gradients = None
-            return loss_rec, loss_rec, recon, gradients
+            return total, loss_rec, recon, gradients
         gradients = torch.autograd.grad(loss_rec, params, create_graph=training)
         loss = loss_rec - self.alpha * alignment(gradients, module.reference_gradients())
         if pretext is not None:
