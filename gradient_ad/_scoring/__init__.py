@@ -12,7 +12,8 @@ them for a whole chunk of samples at once:
   weight or an overridden ``forward`` cannot fool the fast routes;
 - :mod:`.routes`: the ``chain``, ``hooks`` and ``vmap`` routes, each with its
   eligibility test and chunk cap;
-- :mod:`.batches`: chunking, padding and the choice of route for a scoring call.
+- :mod:`.batches`: chunking, padding and the choice of route for a scoring call;
+- :mod:`.precision`: the float64 copy of a network that small calls are scored with.
 
 ``docs/performance.rst`` has the measurements behind the choices.
 """
@@ -20,10 +21,16 @@ them for a whole chunk of samples at once:
 from .batches import (
     DEFAULT_CHUNK_ROWS,
     MLP_CHUNK_ROWS,
+    SMALL_CALL_SHARE,
+    ChunkPlan,
+    chunk_plan,
     default_chunk_rows,
     layer_terms,
+    padded_calls,
     per_sample_terms,
+    route_chunk_rows,
     score_terms,
+    small_call_rows,
 )
 from .routes import (
     CONV_CHUNK_ROWS,
@@ -36,15 +43,21 @@ from .routes import (
 
 __all__ = [
     "CONV_CHUNK_ROWS",
+    "ChunkPlan",
     "DEFAULT_CHUNK_ROWS",
     "MLP_CHUNK_ROWS",
     "MODULE_LOCK",
     "ROUTES",
+    "SMALL_CALL_SHARE",
     "VMAP_CHUNK_ELEMENTS",
     "choose_route",
+    "chunk_plan",
     "default_chunk_rows",
     "layer_terms",
+    "padded_calls",
     "per_sample_terms",
     "refusals",
+    "route_chunk_rows",
     "score_terms",
+    "small_call_rows",
 ]

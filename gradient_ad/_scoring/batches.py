@@ -1,4 +1,8 @@
-"""Scoring many rows: chunks of a fixed size, each padded, by one route."""
+"""Scoring many rows: by one route, in padded chunks, or small calls in float64."""
+
+import contextlib
+import contextvars
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -6,15 +10,22 @@ import torch
 from .._gradcon import cosines_from_terms
 from .._modules import MLPAutoencoder
 from .._progress import progress_chunks
-from .routes import choose_route
+from .precision import FLOAT64_DEVICES, float64_copy
+from .routes import ChainRoute, choose_route
 
 __all__ = [
+    "ChunkPlan",
     "DEFAULT_CHUNK_ROWS",
+    "SMALL_CALL_SHARE",
+    "chunk_plan",
     "layer_terms",
     "MLP_CHUNK_ROWS",
     "default_chunk_rows",
+    "padded_calls",
     "per_sample_terms",
+    "route_chunk_rows",
     "score_terms",
+    "small_call_rows",
 ]
 
 # Measured with benchmarks/bench_chunks.py on a 2-core CPU: the MLP scores fastest per
@@ -22,6 +33,29 @@ __all__ = [
 MLP_CHUNK_ROWS = 2048
 # Chunks of other networks (and on accelerators) with batch_size='auto'.
 DEFAULT_CHUNK_ROWS = 1024
+# With score_batch_size='auto', calls of at most this share of a chunk run unpadded in
+# float64: float64 costs 2 to 4 times float32 per row (the convolutional network on 64
+# rows: 56 against 15 ms on one thread), so up to a quarter of a chunk the unpadded
+# float64 call costs at most about what the padded float32 chunk would.
+SMALL_CALL_SHARE = 4
+# Inside padded_calls(): every call is scored in padded chunks (a context variable, so
+# per thread and per task).
+_PADDED_ONLY = contextvars.ContextVar("gradient_ad_padded_only", default=False)
+
+
+@contextlib.contextmanager
+def padded_calls():
+    """Score every call in the block in padded float32 chunks, as large calls are.
+
+    For scoring one array in pieces (:func:`gradient_ad.dask.score_dask`): each piece
+    then gives bitwise the scores of one call on the whole array, when that call is
+    larger than :func:`small_call_rows`.
+    """
+    token = _PADDED_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _PADDED_ONLY.reset(token)
 
 
 def default_chunk_rows(module, batch_size):
@@ -34,10 +68,13 @@ def default_chunk_rows(module, batch_size):
 def score_terms(module, X, batch_size, device="cpu", verbose=0, prefer=None, norms="auto"):
     """Reconstruction error and gradient alignment of every row of ``X``.
 
-    Rows are processed in chunks of ``batch_size``, capped by the route (see
-    :mod:`~gradient_ad._scoring.routes`); every chunk is padded to exactly that many
-    rows so that a sample's score does not depend on how many other samples share its
-    chunk (the same kernels run whatever the number of rows).
+    How the rows are split (:func:`chunk_plan`): with ``batch_size='auto'``, a call of
+    at most :data:`SMALL_CALL_SHARE`-th of a chunk is one unpadded chunk computed in
+    float64, so that one row costs about one row; larger calls, and every call with an
+    int ``batch_size``, are processed in chunks of ``batch_size`` rows, capped by the
+    route (see :mod:`~gradient_ad._scoring.routes`), every chunk padded to exactly that
+    many rows so that a sample's score does not depend on how many other samples share
+    its chunk (the same kernels run whatever the number of rows).
 
     Parameters
     ----------
@@ -47,7 +84,7 @@ def score_terms(module, X, batch_size, device="cpu", verbose=0, prefer=None, nor
         Inputs; chunks are converted to the module's dtype. Never modified.
     batch_size : int or 'auto'
         Rows per chunk; ``'auto'``: ``MLP_CHUNK_ROWS`` for the package's MLP,
-        ``DEFAULT_CHUNK_ROWS`` otherwise.
+        ``DEFAULT_CHUNK_ROWS`` otherwise, and small calls in float64.
     device : str or torch.device
         Where to compute.
     verbose : int, default=0
@@ -65,8 +102,7 @@ def score_terms(module, X, batch_size, device="cpu", verbose=0, prefer=None, nor
     """
     if not len(X):
         return np.empty(0), np.empty(0)
-    route, batch_size = _route(module, X, batch_size, device, prefer, norms)
-    return _chunked(X, batch_size, route, [(), ()], module, device, verbose)
+    return _planned(module, X, batch_size, device, verbose, prefer, norms, None, [(), ()], None)
 
 
 def layer_terms(
@@ -90,43 +126,133 @@ def layer_terms(
     projections : ndarray of shape (n_samples, n_tensors, P), or None
         Each sample's gradient paired with each direction.
     """
-    references = module.reference_gradients()
-    shapes = [(), (), (len(references),), (len(references),)]
+    n_tensors = len(module.constrained_names)
+    shapes = [(), (), (n_tensors,), (n_tensors,)]
     if directions is not None:
-        shapes.append((len(references), len(directions[0])))
+        shapes.append((n_tensors, len(directions[0])))
     if not len(X):
         parts = tuple(np.empty((0, *shape)) for shape in shapes)
         return (*parts, None) if directions is None else parts
-    route, batch_size = _route(module, X, batch_size, device, prefer, norms, directions)
 
-    def terms(chunk):
-        error, dots, norms, projections = route.layer_terms(chunk)
-        cosines = cosines_from_terms(dots, norms, references)
-        parts = (error, cosines.mean(0), cosines.T, norms.T)
-        return parts if projections is None else (*parts, projections.transpose(0, 1))
+    def terms(route):
+        def of(chunk):
+            error, dots, norms, projections = route.layer_terms(chunk)
+            cosines = cosines_from_terms(dots, norms, route.references)
+            parts = (error, cosines.mean(0), cosines.T, norms.T)
+            return parts if projections is None else (*parts, projections.transpose(0, 1))
 
-    parts = _chunked(X, batch_size, terms, shapes, module, device, verbose)
+        return of
+
+    parts = _planned(
+        module, X, batch_size, device, verbose, prefer, norms, directions, shapes, terms
+    )
     return (*parts, None) if directions is None else parts
 
 
-def _route(module, X, batch_size, device, prefer, norms, directions=None):
+class ChunkPlan(NamedTuple):
+    """How one scoring call splits its rows.
+
+    Attributes
+    ----------
+    rows : int
+        Rows per chunk.
+    pad : bool
+        Whether a short chunk is padded to ``rows`` rows.
+    float64 : bool
+        Whether the call computes in float64, on a copy of the network (for a float32
+        network; a float64 one is used as it is).
+    """
+
+    rows: int
+    pad: bool
+    float64: bool
+
+
+def chunk_plan(n_rows, batch_size, chunk_rows, device):
+    """How a call of ``n_rows`` rows is split, given ``score_batch_size`` and the rows
+    per chunk of its route (:meth:`Route.chunk_rows`).
+
+    With ``batch_size='auto'``, a call of at most :func:`small_call_rows` rows is one
+    unpadded chunk in float64: it costs about what its rows cost, and float64 rounding
+    (about 1e-16 of a value) is all that depends on the other rows in the call.
+    Otherwise chunks of ``chunk_rows`` rows, each padded.
+    """
+    small = small_call_rows(chunk_rows, device)
+    if batch_size == "auto" and n_rows <= small and not _PADDED_ONLY.get():
+        return ChunkPlan(n_rows, pad=False, float64=True)
+    return ChunkPlan(chunk_rows, pad=True, float64=False)
+
+
+def small_call_rows(chunk_rows, device):
+    """Most rows a call with ``batch_size='auto'`` scores unpadded in float64, given
+    its route's rows per chunk: ``chunk_rows // SMALL_CALL_SHARE``, and 0 on a device
+    without float64."""
+    if torch.device(device).type not in FLOAT64_DEVICES:
+        return 0
+    return max(1, chunk_rows // SMALL_CALL_SHARE)
+
+
+def route_chunk_rows(module, probe, batch_size="auto", device="cpu", prefer=None):
+    """Rows per padded chunk of the route that scores ``module``, given one row
+    ``probe`` (a tensor); :func:`small_call_rows` of it says which calls run in
+    float64. For tests and benchmarks."""
+    route = choose_route(module, probe, prefer)
+    return route.chunk_rows(default_chunk_rows(module, batch_size), device)
+
+
+def _planned(module, X, batch_size, device, verbose, prefer, norms, directions, shapes, terms):
+    """The ``terms(route)`` of every row of ``X`` (each of ``shapes`` per row; ``None``:
+    the route's own ``(e_i, alignment_i)``), by the plan :func:`chunk_plan` makes."""
     dtype = module.reference_gradients()[0].dtype  # buffers follow the parameters' dtype
     probe = torch.as_tensor(X[:1], dtype=dtype).to(device)
     route = choose_route(module, probe, prefer, norms, directions)
-    return route, route.chunk_rows(default_chunk_rows(module, batch_size), device)
+    plan = chunk_plan(
+        len(X), batch_size, route.chunk_rows(default_chunk_rows(module, batch_size), device), device
+    )
+    if plan.float64:
+        try:
+            small = _float64_route(route, module, norms, directions)
+            return _chunked(X, plan, (terms or _own)(small), shapes, dtype, device, verbose)
+        except (RuntimeError, TypeError):
+            if type(route) is ChainRoute:
+                raise
+            # A network that cannot run in float64 (a float32 tensor kept in a plain
+            # attribute, say) is scored as larger calls are, in padded float32 chunks.
+            plan = ChunkPlan(
+                route.chunk_rows(default_chunk_rows(module, "auto"), device), True, False
+            )
+    return _chunked(X, plan, (terms or _own)(route), shapes, dtype, device, verbose)
 
 
-def _chunked(X, batch_size, terms, shapes, module, device, verbose):
-    """``terms`` of every row of ``X`` (tensors of ``shapes`` per row), computed in
-    chunks padded to ``batch_size`` rows, as float64 arrays."""
+def _own(route):
+    return route
+
+
+def _float64_route(route, module, norms, directions):
+    """The same route on a float64 copy of ``module`` (``route`` itself for a float64
+    network)."""
+    if route.references[0].dtype == torch.float64:
+        return route
+    if directions is not None:
+        directions = [d.to(torch.float64) for d in directions]
+    return type(route)(float64_copy(module), norms, directions)
+
+
+def _chunked(X, plan, terms, shapes, dtype, device, verbose):
+    """``terms`` of every row of ``X`` (tensors of ``shapes`` per row), computed in the
+    chunks of ``plan`` from rows converted to ``dtype`` (the network's), as float64
+    arrays."""
     n_samples = len(X)
-    dtype = module.reference_gradients()[0].dtype
     results = tuple(np.empty((n_samples, *shape)) for shape in shapes)
-    for rows in progress_chunks(n_samples, batch_size, verbose=verbose, desc="scoring"):
+    for rows in progress_chunks(n_samples, plan.rows, verbose=verbose, desc="scoring"):
+        # The network's dtype first: a float32 network is computed on float32 inputs
+        # in float64 too, so that only the arithmetic differs between the two.
         chunk = torch.as_tensor(X[rows], dtype=dtype)
         n_rows = len(chunk)
-        if n_rows < batch_size:
-            chunk = torch.cat([chunk, chunk.new_zeros((batch_size - n_rows, *chunk.shape[1:]))])
+        if plan.float64:
+            chunk = chunk.to(torch.float64)
+        elif plan.pad and n_rows < plan.rows:
+            chunk = torch.cat([chunk, chunk.new_zeros((plan.rows - n_rows, *chunk.shape[1:]))])
         for result, part in zip(results, terms(chunk.to(device))):
             result[rows] = part[:n_rows].double().cpu().numpy()
     return results
