@@ -9,11 +9,16 @@ cache would have to notice every change to the original's weights (even through
 threads scoring the same model.
 """
 
+from collections import OrderedDict
+
 import torch
 from torch import nn
 
 __all__ = ["FLOAT64_DEVICES", "float64_copy"]
 
+# The containers a module keeps in its attributes (hook dictionaries and the like),
+# copied so that the copy and the original never share one.
+_CONTAINERS = frozenset({dict, OrderedDict, set, list})
 # Where float64 is available (MPS has none).
 FLOAT64_DEVICES = ("cpu", "cuda")
 
@@ -47,10 +52,10 @@ def _copy(module, memo):
         return memo[id(module)]
     new = object.__new__(type(module))
     memo[id(module)] = new
-    state = {
-        key: value.copy() if isinstance(value, (dict, set, list)) else value
-        for key, value in module.__dict__.items()
-    }
+    state = module.__dict__.copy()
+    for key, value in state.items():
+        if type(value) in _CONTAINERS:
+            state[key] = value.copy()
     state["_parameters"] = {
         key: None if p is None else _converted(p, memo, parameter=True)
         for key, p in module._parameters.items()
