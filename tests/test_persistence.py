@@ -67,7 +67,7 @@ def test_saved_model_records_version_and_warns_on_mismatch(fitted, monkeypatch):
     state = est.__getstate__()
     assert state["_gradient_ad_version"] == gradient_ad.__version__
     data = pickle.dumps(est)
-    monkeypatch.setattr("gradient_ad._detector.__version__", "0.0.0-other")
+    monkeypatch.setattr("gradient_ad._persistence.__version__", "0.0.0-other")
     with pytest.warns(InconsistentVersionWarning, match="saved by gradient-ad"):
         pickle.loads(data)
 

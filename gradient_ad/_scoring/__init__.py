@@ -11,38 +11,22 @@ them for a whole chunk of samples at once:
 - :mod:`.usage`: which operations receive each constrained tensor, so that a tied
   weight or an overridden ``forward`` cannot fool the fast routes;
 - :mod:`.routes`: the ``chain``, ``hooks`` and ``vmap`` routes, each with its
-  eligibility test and chunk cap;
+  eligibility test and chunk cap (the caps' numbers are in :mod:`gradient_ad._chunks`);
 - :mod:`.batches`: chunking, padding and the choice of route for a scoring call.
 
 ``docs/performance.rst`` has the measurements behind the choices.
 """
 
-from .batches import (
-    DEFAULT_CHUNK_ROWS,
-    MLP_CHUNK_ROWS,
-    default_chunk_rows,
-    layer_terms,
-    per_sample_terms,
-    score_terms,
-)
-from .routes import (
-    CONV_CHUNK_ROWS,
-    MODULE_LOCK,
-    ROUTES,
-    VMAP_CHUNK_ELEMENTS,
-    choose_route,
-    refusals,
-)
+from .batches import LayerTerms, ScoreTerms, layer_terms, per_sample_terms, score_terms
+from .routes import MODULE_LOCK, ROUTES, RouteTerms, choose_route, refusals
 
 __all__ = [
-    "CONV_CHUNK_ROWS",
-    "DEFAULT_CHUNK_ROWS",
-    "MLP_CHUNK_ROWS",
     "MODULE_LOCK",
     "ROUTES",
-    "VMAP_CHUNK_ELEMENTS",
+    "LayerTerms",
+    "RouteTerms",
+    "ScoreTerms",
     "choose_route",
-    "default_chunk_rows",
     "layer_terms",
     "per_sample_terms",
     "refusals",

@@ -1,34 +1,39 @@
 """Scoring many rows: chunks of a fixed size, each padded, by one route."""
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
+from .._chunks import default_chunk_rows
 from .._gradcon import cosines_from_terms
-from .._modules import MLPAutoencoder
 from .._progress import progress_chunks
 from .routes import choose_route
 
 __all__ = [
-    "DEFAULT_CHUNK_ROWS",
+    "LayerTerms",
+    "ScoreTerms",
     "layer_terms",
-    "MLP_CHUNK_ROWS",
-    "default_chunk_rows",
     "per_sample_terms",
     "score_terms",
 ]
 
-# Measured with benchmarks/bench_chunks.py on a 2-core CPU: the MLP scores fastest per
-# row in chunks of 2048.
-MLP_CHUNK_ROWS = 2048
-# Chunks of other networks (and on accelerators) with batch_size='auto'.
-DEFAULT_CHUNK_ROWS = 1024
+
+class ScoreTerms(NamedTuple):
+    """The two terms of the GradCon score of each row, float64 arrays of shape ``(n,)``."""
+
+    reconstruction_error: np.ndarray
+    alignment: np.ndarray
 
 
-def default_chunk_rows(module, batch_size):
-    """``batch_size``, or for ``'auto'`` the rows per chunk measured fastest."""
-    if batch_size != "auto":
-        return batch_size
-    return MLP_CHUNK_ROWS if type(module.autoencoder) is MLPAutoencoder else DEFAULT_CHUNK_ROWS
+class LayerTerms(NamedTuple):
+    """The terms of each row tensor by tensor, float64 arrays (see :func:`layer_terms`)."""
+
+    reconstruction_error: np.ndarray  # (n,)
+    alignment: np.ndarray  # (n,)
+    cosines: np.ndarray  # (n, n_tensors)
+    gradient_norms: np.ndarray  # (n, n_tensors)
+    projections: np.ndarray | None  # (n, n_tensors, P), or None without directions
 
 
 def score_terms(module, X, batch_size, device="cpu", verbose=0, prefer=None, norms="auto"):
@@ -46,8 +51,7 @@ def score_terms(module, X, batch_size, device="cpu", verbose=0, prefer=None, nor
     X : ndarray of shape (n_samples, *input_shape), or an object sliced like one
         Inputs; chunks are converted to the module's dtype. Never modified.
     batch_size : int or 'auto'
-        Rows per chunk; ``'auto'``: ``MLP_CHUNK_ROWS`` for the package's MLP,
-        ``DEFAULT_CHUNK_ROWS`` otherwise.
+        Rows per chunk; ``'auto'``: :func:`gradient_ad._chunks.default_chunk_rows`.
     device : str or torch.device
         Where to compute.
     verbose : int, default=0
@@ -60,13 +64,14 @@ def score_terms(module, X, batch_size, device="cpu", verbose=0, prefer=None, nor
 
     Returns
     -------
-    reconstruction_error, alignment : ndarray of shape (n_samples,)
-        ``e_i`` and ``mean_l cos(de_i/dW_l, gbar_l)``, as float64.
+    terms : ScoreTerms
+        ``reconstruction_error`` ``e_i`` and ``alignment`` ``mean_l cos(de_i/dW_l,
+        gbar_l)``, arrays of shape (n_samples,), as float64.
     """
     if not len(X):
-        return np.empty(0), np.empty(0)
+        return ScoreTerms(np.empty(0), np.empty(0))
     route, batch_size = _route(module, X, batch_size, device, prefer, norms)
-    return _chunked(X, batch_size, route, [(), ()], module, device, verbose)
+    return ScoreTerms(*_chunked(X, batch_size, route, [(), ()], module, device, verbose))
 
 
 def layer_terms(
@@ -83,35 +88,38 @@ def layer_terms(
 
     Returns
     -------
-    reconstruction_error, alignment : ndarray of shape (n_samples,)
-        As :func:`score_terms` returns them.
-    cosines, gradient_norms : ndarray of shape (n_samples, n_tensors)
-        Each sample's cosine with each reference gradient, and its gradient's norm.
-    projections : ndarray of shape (n_samples, n_tensors, P), or None
-        Each sample's gradient paired with each direction.
+    terms : LayerTerms
+        ``reconstruction_error`` and ``alignment`` as :func:`score_terms` returns them;
+        ``cosines`` and ``gradient_norms`` of shape (n_samples, n_tensors), each
+        sample's cosine with each reference gradient and its gradient's norm;
+        ``projections`` of shape (n_samples, n_tensors, P), each sample's gradient
+        paired with each direction (``None`` without ``directions``).
     """
     references = module.reference_gradients()
     shapes = [(), (), (len(references),), (len(references),)]
     if directions is not None:
         shapes.append((len(references), len(directions[0])))
+
+    def named(parts):
+        return LayerTerms(*parts, None) if directions is None else LayerTerms(*parts)
+
     if not len(X):
-        parts = tuple(np.empty((0, *shape)) for shape in shapes)
-        return (*parts, None) if directions is None else parts
+        return named(np.empty((0, *shape)) for shape in shapes)
     route, batch_size = _route(module, X, batch_size, device, prefer, norms, directions)
 
     def terms(chunk):
-        error, dots, norms, projections = route.layer_terms(chunk)
-        cosines = cosines_from_terms(dots, norms, references)
-        parts = (error, cosines.mean(0), cosines.T, norms.T)
-        return parts if projections is None else (*parts, projections.transpose(0, 1))
+        result = route.layer_terms(chunk)
+        cosines = cosines_from_terms(result.dots, result.norms, references)
+        parts = (result.error, cosines.mean(0), cosines.T, result.norms.T)
+        if result.projections is None:
+            return parts
+        return (*parts, result.projections.transpose(0, 1))
 
-    parts = _chunked(X, batch_size, terms, shapes, module, device, verbose)
-    return (*parts, None) if directions is None else parts
+    return named(_chunked(X, batch_size, terms, shapes, module, device, verbose))
 
 
 def _route(module, X, batch_size, device, prefer, norms, directions=None):
-    dtype = module.reference_gradients()[0].dtype  # buffers follow the parameters' dtype
-    probe = torch.as_tensor(X[:1], dtype=dtype).to(device)
+    probe = torch.as_tensor(X[:1], dtype=module.dtype).to(device)
     route = choose_route(module, probe, prefer, norms, directions)
     return route, route.chunk_rows(default_chunk_rows(module, batch_size), device)
 
@@ -120,7 +128,7 @@ def _chunked(X, batch_size, terms, shapes, module, device, verbose):
     """``terms`` of every row of ``X`` (tensors of ``shapes`` per row), computed in
     chunks padded to ``batch_size`` rows, as float64 arrays."""
     n_samples = len(X)
-    dtype = module.reference_gradients()[0].dtype
+    dtype = module.dtype
     results = tuple(np.empty((n_samples, *shape)) for shape in shapes)
     for rows in progress_chunks(n_samples, batch_size, verbose=verbose, desc="scoring"):
         chunk = torch.as_tensor(X[rows], dtype=dtype)
@@ -133,5 +141,6 @@ def _chunked(X, batch_size, terms, shapes, module, device, verbose):
 
 
 def per_sample_terms(module, x, prefer=None, norms="auto"):
-    """``(e_i, mean_l cos_il)`` for one batch tensor, by the fastest applicable route."""
+    """``(e_i, mean_l cos_il)`` for one batch tensor, by the fastest applicable route
+    (or the one named by ``prefer``)."""
     return choose_route(module, x[:1], prefer, norms)(x)
