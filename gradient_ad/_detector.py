@@ -22,7 +22,7 @@ from ._net import REFERENCE_RULES
 from ._persistence import InconsistentVersionWarning, loaded_state, saved_state
 from ._scoring import layer_terms, score_terms
 from ._settings import check_settings, python
-from ._training import train
+from ._training import StopOnNonFiniteLoss, silent, train
 
 __all__ = ["GradientAnomalyDetector", "InconsistentVersionWarning"]
 
@@ -34,6 +34,10 @@ _TUKEY_K = 1.5
 # rows, mean of 3 seeds), where the fence on all training rows flagged 2-11%; from
 # 1000 rows on both flag about 4%. See docs/robustness.rst.
 _MIN_CALIBRATION_ROWS = 100
+# Detectors pickled before training moved to _training name two of its objects here
+# (skorch pickles the net's callbacks, and early stopping's sink, by reference).
+_StopOnNonFiniteLoss = StopOnNonFiniteLoss
+_silent = silent
 # What FloatingPointError advises when the network returns non-finite scores.
 _NON_FINITE_ADVICE = (
     "Check X for extreme values, scale the features (e.g. StandardScaler) or lower lr."

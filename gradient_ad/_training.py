@@ -34,7 +34,15 @@ from ._scoring import score_terms
 from ._settings import python
 from ._stopping import SignSafeEarlyStopping
 
-__all__ = ["SEED_LOCK", "StopOnNonFiniteLoss", "Training", "build_network", "seeded", "train"]
+__all__ = [
+    "SEED_LOCK",
+    "StopOnNonFiniteLoss",
+    "Training",
+    "build_network",
+    "seeded",
+    "silent",
+    "train",
+]
 
 
 class Training(NamedTuple):
@@ -268,8 +276,8 @@ def _check_network(module, X):
         module.train(was_training)
 
 
-def _silent(*args, **kwargs):
-    pass
+def silent(*args, **kwargs):
+    """Early stopping's ``sink``: the detector prints no message when it stops."""
 
 
 def _net_kwargs(detector, module, valid, device, seed):
@@ -286,7 +294,7 @@ def _net_kwargs(detector, module, valid, device, seed):
                     threshold=python(detector.tol),
                     threshold_mode="rel",
                     load_best=True,
-                    sink=_silent,
+                    sink=silent,
                 ),
             )
         )

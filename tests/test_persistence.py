@@ -1,6 +1,7 @@
 """What a saved detector carries: round trips, other versions, CUDA-saved models,
 checksums of damaged weights, models saved by earlier versions (gradient_ad._persistence)."""
 
+import io
 import pickle
 import subprocess
 import sys
@@ -192,3 +193,34 @@ def test_model_saved_before_the_reference_rule_and_restarts_still_loads(saved_mo
     assert loaded.get_params()["reference"] == "reconstruction"
     assert loaded.n_restarts_ == 0 and np.isnan(loaded.reconstruction_spread_)
     np.testing.assert_array_equal(loaded.decision_function(X), est.decision_function(X))
+
+
+# Recorded from pickle.dumps of a fitted detector by the code before the layout of
+# docs/layout.rst (05cff58): the globals its pickle names.
+EARLIER_GLOBALS = [
+    ("gradient_ad._detector", "GradientAnomalyDetector"),
+    ("gradient_ad._detector", "_StopOnNonFiniteLoss"),
+    ("gradient_ad._detector", "_silent"),
+    ("gradient_ad._net", "GradConNet"),
+    ("gradient_ad._stopping", "SignSafeEarlyStopping"),
+]
+
+
+def test_globals_named_by_pickles_of_earlier_versions_resolve(saved_model):
+    from gradient_ad import _training
+
+    est, _ = saved_model
+    unpickler = pickle.Unpickler(io.BytesIO(b""))
+    found = {name: unpickler.find_class(module, name) for module, name in EARLIER_GLOBALS}
+    assert found["_StopOnNonFiniteLoss"] is _training.StopOnNonFiniteLoss
+    assert found["_silent"] is _training.silent
+    # And today's pickles name only what resolves too (a round trip).
+    seen = []
+
+    class Recording(pickle.Unpickler):
+        def find_class(self, module, name):
+            seen.append((module, name))
+            return super().find_class(module, name)
+
+    Recording(io.BytesIO(pickle.dumps(est))).load()
+    assert ("gradient_ad._training", "StopOnNonFiniteLoss") in seen
