@@ -23,16 +23,16 @@ import numpy as np
 import torch
 from bench_scoring import fitted_detector, forward_errors, interleaved_medians, machine
 
-from gradient_ad._scoring import routes
+from gradient_ad import _chunks as chunks
 
 
 def _score_with_cap(detector, X, rows):
-    saved = routes.CONV_CHUNK_ROWS
-    routes.CONV_CHUNK_ROWS = rows
+    saved = chunks.CONV_CHUNK_ROWS
+    chunks.CONV_CHUNK_ROWS = rows
     try:
         detector.score_samples(X)
     finally:
-        routes.CONV_CHUNK_ROWS = saved
+        chunks.CONV_CHUNK_ROWS = saved
 
 
 def bench_chunks(repeats):

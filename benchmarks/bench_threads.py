@@ -52,9 +52,7 @@ def main(argv=None):
     print("command: python benchmarks/bench_threads.py " + " ".join(sys.argv[1:]))
     X, y = load_digits(return_X_y=True)
     X = (X / 16).astype(np.float32)
-    busy = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)
-    ]
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
     try:
         print(machine())
         print(f"{args.busy} busy process(es) started; wall clock, median of {args.repeats}")

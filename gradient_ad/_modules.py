@@ -260,6 +260,12 @@ class GradConModule(nn.Module):
     def reference_gradients(self):
         return [getattr(self, f"reference_{i}") for i in range(len(self.constrained_names))]
 
+    @property
+    def dtype(self):
+        """The dtype the network computes in, which scoring converts inputs to: its
+        reference gradients' (fit checked that all its parameters share it)."""
+        return self.reference_gradients()[0].dtype
+
     @torch.no_grad()
     def update_reference(self, gradients):
         """Fold one iteration's gradients into the cumulative mean."""

@@ -59,7 +59,7 @@ def net_never_built(monkeypatch):
         built.append(True)
         raise AssertionError("the skorch net was built: training started before the error")
 
-    monkeypatch.setattr("gradient_ad._detector.GradConNet", forbidden)
+    monkeypatch.setattr("gradient_ad._training.GradConNet", forbidden)
     yield
     assert not built
 
@@ -71,6 +71,8 @@ def nothing_scored(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("scoring started before the error")
 
+    # Scoring starts in the network check before training, or in the calibration.
+    monkeypatch.setattr("gradient_ad._training.score_terms", forbidden)
     monkeypatch.setattr("gradient_ad._detector.score_terms", forbidden)
 
 

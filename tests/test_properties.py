@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from sklearn.datasets import load_digits
 
 from gradient_ad import GradientAnomalyDetector
-from gradient_ad._scoring import route_chunk_rows, small_call_rows
+from gradient_ad._chunks import small_call_rows
+from gradient_ad._scoring import route_chunk_rows
 
 N_ROWS = 150
 # Few examples and no deadline (the first call pays for warm-up); no example database.

@@ -21,6 +21,7 @@ from sklearn.utils.estimator_checks import (
 from torch import nn
 
 from gradient_ad import ConvAutoencoder, GradientAnomalyDetector, MLPAutoencoder
+from gradient_ad._chunks import small_call_rows
 from gradient_ad._modules import GradConModule
 from gradient_ad._scoring import (
     ROUTES,
@@ -29,7 +30,6 @@ from gradient_ad._scoring import (
     refusals,
     route_chunk_rows,
     score_terms,
-    small_call_rows,
 )
 from gradient_ad._scoring.precision import float64_copy
 

@@ -1,4 +1,4 @@
-"""Scoring many rows: by one route, in padded chunks, or small calls in float64."""
+"""Scoring many rows by one route: in padded float32 chunks, or small calls in float64."""
 
 import contextlib
 import contextvars
@@ -7,74 +7,56 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .._chunks import default_chunk_rows, small_call_rows
 from .._gradcon import cosines_from_terms
-from .._modules import MLPAutoencoder
 from .._progress import progress_chunks
-from .precision import FLOAT64_DEVICES, float64_copy
+from .precision import float64_copy
 from .routes import ChainRoute, choose_route
 
 __all__ = [
     "ChunkPlan",
-    "DEFAULT_CHUNK_ROWS",
-    "SMALL_CALL_SHARE",
+    "LayerTerms",
+    "ScoreTerms",
     "chunk_plan",
     "layer_terms",
-    "MLP_CHUNK_ROWS",
-    "default_chunk_rows",
     "padded_calls",
     "per_sample_terms",
     "route_chunk_rows",
     "score_terms",
-    "small_call_rows",
 ]
 
-# Measured with benchmarks/bench_chunks.py on a 2-core CPU: the MLP scores fastest per
-# row in chunks of 2048.
-MLP_CHUNK_ROWS = 2048
-# Chunks of other networks (and on accelerators) with batch_size='auto'.
-DEFAULT_CHUNK_ROWS = 1024
-# With score_batch_size='auto', calls of at most this share of a chunk run unpadded in
-# float64: float64 costs 2 to 4 times float32 per row (the convolutional network on 64
-# rows: 56 against 15 ms on one thread), so up to a quarter of a chunk the unpadded
-# float64 call costs at most about what the padded float32 chunk would.
-SMALL_CALL_SHARE = 4
 # Inside padded_calls(): every call is scored in padded chunks (a context variable, so
 # per thread and per task).
 _PADDED_ONLY = contextvars.ContextVar("gradient_ad_padded_only", default=False)
 
 
-@contextlib.contextmanager
-def padded_calls():
-    """Score every call in the block in padded float32 chunks, as large calls are.
+class ScoreTerms(NamedTuple):
+    """The two terms of the GradCon score of each row, float64 arrays of shape ``(n,)``."""
 
-    For scoring one array in pieces (:func:`gradient_ad.dask.score_dask`): each piece
-    then gives bitwise the scores of one call on the whole array, when that call is
-    larger than :func:`small_call_rows`.
-    """
-    token = _PADDED_ONLY.set(True)
-    try:
-        yield
-    finally:
-        _PADDED_ONLY.reset(token)
+    reconstruction_error: np.ndarray
+    alignment: np.ndarray
 
 
-def default_chunk_rows(module, batch_size):
-    """``batch_size``, or for ``'auto'`` the rows per chunk measured fastest."""
-    if batch_size != "auto":
-        return batch_size
-    return MLP_CHUNK_ROWS if type(module.autoencoder) is MLPAutoencoder else DEFAULT_CHUNK_ROWS
+class LayerTerms(NamedTuple):
+    """The terms of each row tensor by tensor, float64 arrays (see :func:`layer_terms`)."""
+
+    reconstruction_error: np.ndarray  # (n,)
+    alignment: np.ndarray  # (n,)
+    cosines: np.ndarray  # (n, n_tensors)
+    gradient_norms: np.ndarray  # (n, n_tensors)
+    projections: np.ndarray | None  # (n, n_tensors, P), or None without directions
 
 
 def score_terms(module, X, batch_size, device="cpu", verbose=0, prefer=None, norms="auto"):
     """Reconstruction error and gradient alignment of every row of ``X``.
 
     How the rows are split (:func:`chunk_plan`): with ``batch_size='auto'``, a call of
-    at most :data:`SMALL_CALL_SHARE`-th of a chunk is one unpadded chunk computed in
-    float64, so that one row costs about one row; larger calls, and every call with an
-    int ``batch_size``, are processed in chunks of ``batch_size`` rows, capped by the
-    route (see :mod:`~gradient_ad._scoring.routes`), every chunk padded to exactly that
-    many rows so that a sample's score does not depend on how many other samples share
-    its chunk (the same kernels run whatever the number of rows).
+    at most :func:`gradient_ad._chunks.small_call_rows` rows is one unpadded chunk
+    computed in float64, so that one row costs about one row; larger calls, and every
+    call with an int ``batch_size``, are processed in chunks of ``batch_size`` rows,
+    capped by the route (see :mod:`~gradient_ad._scoring.routes`), every chunk padded
+    to exactly that many rows so that a sample's score does not depend on how many
+    other samples share its chunk (the same kernels run whatever the number of rows).
 
     Parameters
     ----------
@@ -83,8 +65,8 @@ def score_terms(module, X, batch_size, device="cpu", verbose=0, prefer=None, nor
     X : ndarray of shape (n_samples, *input_shape), or an object sliced like one
         Inputs; chunks are converted to the module's dtype. Never modified.
     batch_size : int or 'auto'
-        Rows per chunk; ``'auto'``: ``MLP_CHUNK_ROWS`` for the package's MLP,
-        ``DEFAULT_CHUNK_ROWS`` otherwise, and small calls in float64.
+        Rows per chunk; ``'auto'``: :func:`gradient_ad._chunks.default_chunk_rows`, and
+        small calls in float64.
     device : str or torch.device
         Where to compute.
     verbose : int, default=0
@@ -97,12 +79,14 @@ def score_terms(module, X, batch_size, device="cpu", verbose=0, prefer=None, nor
 
     Returns
     -------
-    reconstruction_error, alignment : ndarray of shape (n_samples,)
-        ``e_i`` and ``mean_l cos(de_i/dW_l, gbar_l)``, as float64.
+    terms : ScoreTerms
+        ``reconstruction_error`` ``e_i`` and ``alignment`` ``mean_l cos(de_i/dW_l,
+        gbar_l)``, arrays of shape (n_samples,), as float64.
     """
     if not len(X):
-        return np.empty(0), np.empty(0)
-    return _planned(module, X, batch_size, device, verbose, prefer, norms, None, [(), ()], None)
+        return ScoreTerms(np.empty(0), np.empty(0))
+    parts = _planned(module, X, batch_size, device, verbose, prefer, norms, None, [(), ()], None)
+    return ScoreTerms(*parts)
 
 
 def layer_terms(
@@ -119,63 +103,57 @@ def layer_terms(
 
     Returns
     -------
-    reconstruction_error, alignment : ndarray of shape (n_samples,)
-        As :func:`score_terms` returns them.
-    cosines, gradient_norms : ndarray of shape (n_samples, n_tensors)
-        Each sample's cosine with each reference gradient, and its gradient's norm.
-    projections : ndarray of shape (n_samples, n_tensors, P), or None
-        Each sample's gradient paired with each direction.
+    terms : LayerTerms
+        ``reconstruction_error`` and ``alignment`` as :func:`score_terms` returns them;
+        ``cosines`` and ``gradient_norms`` of shape (n_samples, n_tensors), each
+        sample's cosine with each reference gradient and its gradient's norm;
+        ``projections`` of shape (n_samples, n_tensors, P), each sample's gradient
+        paired with each direction (``None`` without ``directions``).
     """
     n_tensors = len(module.constrained_names)
     shapes = [(), (), (n_tensors,), (n_tensors,)]
     if directions is not None:
         shapes.append((n_tensors, len(directions[0])))
+
+    def named(parts):
+        return LayerTerms(*parts, None) if directions is None else LayerTerms(*parts)
+
     if not len(X):
-        parts = tuple(np.empty((0, *shape)) for shape in shapes)
-        return (*parts, None) if directions is None else parts
+        return named(np.empty((0, *shape)) for shape in shapes)
 
     def terms(route):
         def of(chunk):
-            error, dots, norms, projections = route.layer_terms(chunk)
-            cosines = cosines_from_terms(dots, norms, route.references)
-            parts = (error, cosines.mean(0), cosines.T, norms.T)
-            return parts if projections is None else (*parts, projections.transpose(0, 1))
+            result = route.layer_terms(chunk)
+            cosines = cosines_from_terms(result.dots, result.norms, route.references)
+            parts = (result.error, cosines.mean(0), cosines.T, result.norms.T)
+            if result.projections is None:
+                return parts
+            return (*parts, result.projections.transpose(0, 1))
 
         return of
 
-    parts = _planned(
-        module, X, batch_size, device, verbose, prefer, norms, directions, shapes, terms
+    return named(
+        _planned(module, X, batch_size, device, verbose, prefer, norms, directions, shapes, terms)
     )
-    return (*parts, None) if directions is None else parts
 
 
 class ChunkPlan(NamedTuple):
-    """How one scoring call splits its rows.
+    """How one scoring call splits its rows."""
 
-    Attributes
-    ----------
-    rows : int
-        Rows per chunk.
-    pad : bool
-        Whether a short chunk is padded to ``rows`` rows.
-    float64 : bool
-        Whether the call computes in float64, on a copy of the network (for a float32
-        network; a float64 one is used as it is).
-    """
-
-    rows: int
-    pad: bool
-    float64: bool
+    rows: int  # rows per chunk
+    pad: bool  # whether a short chunk is padded to ``rows`` rows
+    float64: bool  # computed in float64 (on a float64 copy of a float32 network)
 
 
 def chunk_plan(n_rows, batch_size, chunk_rows, device):
     """How a call of ``n_rows`` rows is split, given ``score_batch_size`` and the rows
     per chunk of its route (:meth:`Route.chunk_rows`).
 
-    With ``batch_size='auto'``, a call of at most :func:`small_call_rows` rows is one
-    unpadded chunk in float64: it costs about what its rows cost, and float64 rounding
-    (about 1e-16 of a value) is all that depends on the other rows in the call.
-    Otherwise chunks of ``chunk_rows`` rows, each padded.
+    With ``batch_size='auto'``, a call of at most
+    :func:`~gradient_ad._chunks.small_call_rows` rows is one unpadded chunk in float64:
+    it costs about what its rows cost, and float64 rounding (about 1e-16 of a value) is
+    all that depends on the other rows in the call. Otherwise (and inside
+    :func:`padded_calls`) chunks of ``chunk_rows`` rows, each padded.
     """
     small = small_call_rows(chunk_rows, device)
     if batch_size == "auto" and n_rows <= small and not _PADDED_ONLY.get():
@@ -183,19 +161,25 @@ def chunk_plan(n_rows, batch_size, chunk_rows, device):
     return ChunkPlan(chunk_rows, pad=True, float64=False)
 
 
-def small_call_rows(chunk_rows, device):
-    """Most rows a call with ``batch_size='auto'`` scores unpadded in float64, given
-    its route's rows per chunk: ``chunk_rows // SMALL_CALL_SHARE``, and 0 on a device
-    without float64."""
-    if torch.device(device).type not in FLOAT64_DEVICES:
-        return 0
-    return max(1, chunk_rows // SMALL_CALL_SHARE)
+@contextlib.contextmanager
+def padded_calls():
+    """Score every call in the block in padded chunks, as large calls are.
+
+    For scoring one array in pieces (:func:`gradient_ad.dask.score_dask`): each piece
+    then gives bitwise the scores of one call on the whole array, when that call is
+    larger than :func:`~gradient_ad._chunks.small_call_rows`.
+    """
+    token = _PADDED_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _PADDED_ONLY.reset(token)
 
 
 def route_chunk_rows(module, probe, batch_size="auto", device="cpu", prefer=None):
     """Rows per padded chunk of the route that scores ``module``, given one row
-    ``probe`` (a tensor); :func:`small_call_rows` of it says which calls run in
-    float64. For tests and benchmarks."""
+    ``probe`` (a tensor); :func:`~gradient_ad._chunks.small_call_rows` of it says which
+    calls run in float64. For tests and benchmarks."""
     route = choose_route(module, probe, prefer)
     return route.chunk_rows(default_chunk_rows(module, batch_size), device)
 
@@ -203,25 +187,23 @@ def route_chunk_rows(module, probe, batch_size="auto", device="cpu", prefer=None
 def _planned(module, X, batch_size, device, verbose, prefer, norms, directions, shapes, terms):
     """The ``terms(route)`` of every row of ``X`` (each of ``shapes`` per row; ``None``:
     the route's own ``(e_i, alignment_i)``), by the plan :func:`chunk_plan` makes."""
-    dtype = module.reference_gradients()[0].dtype  # buffers follow the parameters' dtype
+    dtype = module.dtype
     probe = torch.as_tensor(X[:1], dtype=dtype).to(device)
     route = choose_route(module, probe, prefer, norms, directions)
-    plan = chunk_plan(
-        len(X), batch_size, route.chunk_rows(default_chunk_rows(module, batch_size), device), device
-    )
+    chunk_rows = route.chunk_rows(default_chunk_rows(module, batch_size), device)
+    plan = chunk_plan(len(X), batch_size, chunk_rows, device)
+    terms = terms or _own
     if plan.float64:
         try:
             small = _float64_route(route, module, norms, directions)
-            return _chunked(X, plan, (terms or _own)(small), shapes, dtype, device, verbose)
+            return _chunked(X, plan, terms(small), shapes, dtype, device, verbose)
         except (RuntimeError, TypeError):
             if type(route) is ChainRoute:
                 raise
             # A network that cannot run in float64 (a float32 tensor kept in a plain
             # attribute, say) is scored as larger calls are, in padded float32 chunks.
-            plan = ChunkPlan(
-                route.chunk_rows(default_chunk_rows(module, "auto"), device), True, False
-            )
-    return _chunked(X, plan, (terms or _own)(route), shapes, dtype, device, verbose)
+            plan = ChunkPlan(chunk_rows, pad=True, float64=False)
+    return _chunked(X, plan, terms(route), shapes, dtype, device, verbose)
 
 
 def _own(route):
@@ -231,7 +213,7 @@ def _own(route):
 def _float64_route(route, module, norms, directions):
     """The same route on a float64 copy of ``module`` (``route`` itself for a float64
     network)."""
-    if route.references[0].dtype == torch.float64:
+    if module.dtype == torch.float64:
         return route
     if directions is not None:
         directions = [d.to(torch.float64) for d in directions]
@@ -259,5 +241,6 @@ def _chunked(X, plan, terms, shapes, dtype, device, verbose):
 
 
 def per_sample_terms(module, x, prefer=None, norms="auto"):
-    """``(e_i, mean_l cos_il)`` for one batch tensor, by the fastest applicable route."""
+    """``(e_i, mean_l cos_il)`` for one batch tensor, by the fastest applicable route
+    (or the one named by ``prefer``)."""
     return choose_route(module, x[:1], prefer, norms)(x)

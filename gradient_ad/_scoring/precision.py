@@ -1,6 +1,7 @@
 """A float64 copy of a module, made per scoring call.
 
-Small scoring calls run in float64 (see :mod:`~gradient_ad._scoring.batches`): float64
+Small scoring calls run in float64 (see :mod:`~gradient_ad._scoring.batches` and
+:func:`gradient_ad._chunks.small_call_rows`): float64
 kernels round differently for different numbers of rows too, but about 1e-16 of a
 value, so a sample's score barely depends on the rows it is scored with, without
 padding every call to a full chunk. The copy is made per call and never cached: a
@@ -14,13 +15,11 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-__all__ = ["FLOAT64_DEVICES", "float64_copy"]
+__all__ = ["float64_copy"]
 
 # The containers a module keeps in its attributes (hook dictionaries and the like),
 # copied so that the copy and the original never share one.
 _CONTAINERS = frozenset({dict, OrderedDict, set, list})
-# Where float64 is available (MPS has none).
-FLOAT64_DEVICES = ("cpu", "cuda")
 
 
 def float64_copy(module):
