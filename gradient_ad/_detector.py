@@ -159,9 +159,9 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         torch's intra-op threads while ``fit`` and the scoring methods run, set in the
         calling thread and restored afterwards (``torch.set_num_threads``). ``None``
         leaves torch's setting alone (by default one thread per core). On a machine
-        whose cores other processes keep busy, use ``1``: with two threads on two
-        busy cores, scoring was about 100 times slower than with one (see
-        :ref:`performance`).
+        whose cores other processes keep busy, use ``1``: with two threads on a busy
+        2-core machine, fitting was 10 times and scoring up to 40 times slower than
+        with one (see :ref:`performance`).
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, the validation split and shuffling. With an int, fits
         are reproducible (on the CPU) and the caller's global torch seed is left

@@ -1,10 +1,11 @@
 """Torch's intra-op threads for the length of a fit or a scoring call (``n_threads``).
 
 torch runs each operation on one thread per core by default. When other processes
-keep those cores busy, every operation waits for its slowest thread: on a 2-core
-machine with one other busy process, two threads scored scikit-learn's digits about
-200 times slower than one (docs/performance.rst). :func:`torch_threads` sets the
-count for a block and restores the previous one afterwards.
+keep those cores busy, every operation waits for its slowest thread: on a busy 2-core
+machine, two threads fitted 10 times and scored scikit-learn's digits up to 40 times
+slower than one (docs/performance.rst, ``benchmarks/bench_threads.py``).
+:func:`torch_threads` sets the count for a block and restores the previous one
+afterwards.
 
 What ``torch.set_num_threads`` changes: the calling thread's OpenMP and MKL thread
 counts (the pools of other threads already running keep theirs) and the count that
