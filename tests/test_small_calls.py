@@ -27,6 +27,7 @@ from gradient_ad._scoring import (
     ROUTES,
     chunk_plan,
     padded_calls,
+    planned_terms,
     refusals,
     route_chunk_rows,
     score_terms,
@@ -207,3 +208,25 @@ def test_padded_calls_score_small_calls_as_large_ones():
         small = score_terms(module, X[:3], "auto")
     np.testing.assert_array_equal(small[0], large[0][:3])
     assert not chunk_plan(3, "auto", 2048, "cpu").pad  # restored on leaving
+
+
+def test_terms_beside_the_scores_follow_the_same_plan():
+    # What a pretext head's terms would do: computed by route.module, chunk by chunk.
+    module, shape, _ = _module("package mlp", torch.float32)
+    seen = []
+
+    def terms(route):
+        def of(chunk):
+            seen.append((route.module.dtype, len(chunk)))
+            with torch.no_grad():
+                recon = route.module(chunk)
+            return ((recon - chunk).pow(2).mean(1),)
+
+        return of
+
+    X = _rows(shape, 600)
+    (small,) = planned_terms(module, X[:5], "auto", "cpu", [()], terms)
+    (large,) = planned_terms(module, X, "auto", "cpu", [()], terms)
+    assert seen == [(torch.float64, 5), (torch.float32, 2048)]  # unpadded, then padded
+    np.testing.assert_allclose(small, large[:5], rtol=1e-5)
+    np.testing.assert_allclose(small, score_terms(module, X[:5], "auto")[0], rtol=1e-12)

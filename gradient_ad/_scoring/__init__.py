@@ -27,6 +27,7 @@ from .batches import (
     layer_terms,
     padded_calls,
     per_sample_terms,
+    planned_terms,
     route_chunk_rows,
     score_terms,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "layer_terms",
     "padded_calls",
     "per_sample_terms",
+    "planned_terms",
     "refusals",
     "route_chunk_rows",
     "score_terms",

@@ -21,6 +21,7 @@ __all__ = [
     "layer_terms",
     "padded_calls",
     "per_sample_terms",
+    "planned_terms",
     "route_chunk_rows",
     "score_terms",
 ]
@@ -85,7 +86,7 @@ def score_terms(module, X, batch_size, device="cpu", verbose=0, prefer=None, nor
     """
     if not len(X):
         return ScoreTerms(np.empty(0), np.empty(0))
-    parts = _planned(module, X, batch_size, device, verbose, prefer, norms, None, [(), ()], None)
+    parts = planned_terms(module, X, batch_size, device, [(), ()], None, verbose, prefer, norms)
     return ScoreTerms(*parts)
 
 
@@ -132,9 +133,10 @@ def layer_terms(
 
         return of
 
-    return named(
-        _planned(module, X, batch_size, device, verbose, prefer, norms, directions, shapes, terms)
+    parts = planned_terms(
+        module, X, batch_size, device, shapes, terms, verbose, prefer, norms, directions
     )
+    return named(parts)
 
 
 class ChunkPlan(NamedTuple):
@@ -184,9 +186,43 @@ def route_chunk_rows(module, probe, batch_size="auto", device="cpu", prefer=None
     return route.chunk_rows(default_chunk_rows(module, batch_size), device)
 
 
-def _planned(module, X, batch_size, device, verbose, prefer, norms, directions, shapes, terms):
-    """The ``terms(route)`` of every row of ``X`` (each of ``shapes`` per row; ``None``:
-    the route's own ``(e_i, alignment_i)``), by the plan :func:`chunk_plan` makes."""
+def planned_terms(
+    module,
+    X,
+    batch_size,
+    device,
+    shapes,
+    terms=None,
+    verbose=0,
+    prefer=None,
+    norms="auto",
+    directions=None,
+):
+    """Per-row terms of every row of ``X``, chunked, padded and in the precision that
+    :func:`chunk_plan` decides: the one place of that policy, for every caller
+    (:func:`score_terms`, :func:`layer_terms`, and terms computed beside them, such as
+    a pretext head's).
+
+    Parameters
+    ----------
+    module : GradConModule
+        Trained module, in eval mode.
+    X, batch_size, device, verbose, prefer, norms, directions
+        As in :func:`layer_terms`.
+    shapes : list of tuple
+        The shape of each term for one row.
+    terms : callable, default=None
+        ``terms(route)`` returns the function that maps a chunk (a tensor of rows) to
+        one tensor per shape, with the rows first. ``route`` is the route scoring the
+        call; use ``route.module`` and ``route.references`` (a small call's are a
+        float64 copy of ``module``'s), never ``module``'s own. ``None``: the route's
+        ``(e_i, alignment_i)``.
+
+    Returns
+    -------
+    parts : tuple of ndarray
+        One float64 array of shape ``(n_samples, *shape)`` per shape.
+    """
     dtype = module.dtype
     probe = torch.as_tensor(X[:1], dtype=dtype).to(device)
     route = choose_route(module, probe, prefer, norms, directions)
