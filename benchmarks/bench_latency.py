@@ -19,6 +19,11 @@ default MLP on a 100-feature table; one epoch of training on random data), times
   side by side (the issue's bound: one row at most 3 times ``fwd+bwd``).
 - ``throughput``: rows per second of the same on a large batch, and the ratio to the
   forward pass on that batch (in chunks of 256 and 1024 rows, the faster).
+- ``designs``: the candidate ways to keep a sample's score independent of the rows
+  called with it, on the chain route: a padded float32 chunk (the large calls), per-row
+  float32 calls, one unpadded float64 call (the small calls), and unpadded float32 (the
+  speed neither has); and how far float32 results of a row alone and among others
+  differ.
 
 Repeats are interleaved (A, B, C, A, B, C, ...) so that load from other processes hits
 every method alike; medians are reported.
@@ -27,6 +32,7 @@ Example::
 
     python benchmarks/bench_latency.py --threads 1 --repeats 7
     python benchmarks/bench_latency.py --threads 1 --clock cpu --section latency
+    python benchmarks/bench_latency.py --threads 1 --clock cpu --section designs
 """
 
 import argparse
@@ -40,8 +46,10 @@ import torch
 from bench_scoring import fitted_detector, forward_errors, interleaved_medians, machine
 
 from gradient_ad import GradientFeatures
+from gradient_ad._chunks import default_chunk_rows
 from gradient_ad._gradcon import reconstruction_error
-from gradient_ad._scoring import ROUTES, score_terms
+from gradient_ad._scoring import ROUTES, choose_route, score_terms
+from gradient_ad._scoring.precision import float64_copy
 
 NETWORKS = {
     # name: (sample shape as the user passes it, rows for the throughput section)
@@ -138,7 +146,49 @@ def bench_throughput(repeats):
             print(f"  {method:<20} {rate:>12,.0f} {rate / fastest:>8.2f}")
 
 
-SECTIONS = {"latency": bench_latency, "throughput": bench_throughput}
+def _designs(route32, route64, x, rows, chunk):
+    """The candidate ways to score ``rows`` rows with a route."""
+    part = x[:rows]
+    padded = torch.cat([part, part.new_zeros((chunk - rows, *part.shape[1:]))])
+    return {
+        "padded float32 chunk": functools.partial(route32, padded),
+        "unpadded float32": functools.partial(route32, part),
+        "per-row float32": lambda: [route32(part[i : i + 1]) for i in range(rows)],
+        "unpadded float64": functools.partial(route64, part.double()),
+    }
+
+
+def bench_designs(repeats):
+    print(
+        "\n== designs: ms of the chain route on k rows, the network and route built once "
+        "(the float64 copy made once) =="
+    )
+    for name, (shape, _) in NETWORKS.items():
+        detector = fitted_detector(shape)
+        module = detector.net_.module_
+        rng = np.random.default_rng(1)
+        x = torch.as_tensor(rng.random((256, *detector.input_shape_), dtype=np.float32))
+        route32 = choose_route(module, x[:1])
+        route64 = type(route32)(float64_copy(module))
+        chunk = route32.chunk_rows(default_chunk_rows(module, "auto"), "cpu")
+        functions = {}
+        for rows in LATENCY_ROWS:
+            for design, f in _designs(route32, route64, x, rows, chunk).items():
+                functions[(rows, design)] = f
+        times = interleaved_medians(functions, repeats)
+        print(f"{name} (padded chunk: {chunk} rows)")
+        for (rows, design), t in times.items():
+            print(f"  {rows:>4}  {design:<22} {1e3 * t:>9.3f}")
+        # Float32 kernels round differently for different row counts: a row alone
+        # against the same row among 63 others.
+        alone = [route32(x[i : i + 1]) for i in range(64)]
+        together = route32(x[:64])
+        for j, term in enumerate(("error", "alignment")):
+            difference = (torch.cat([a[j] for a in alone]) - together[j]).abs().max().item()
+            print(f"  float32, a row alone vs among 64: {term} differs by up to {difference:.2e}")
+
+
+SECTIONS = {"latency": bench_latency, "throughput": bench_throughput, "designs": bench_designs}
 
 
 def main(argv=None):
