@@ -13,9 +13,10 @@ def _pyplot():
     try:
         import matplotlib.pyplot as plt
     except ImportError as error:
+        # gradient-ad is not on a package index yet: name the extra as a clone uses it.
         raise ImportError(
-            "plot_anomaly_maps needs matplotlib; install it with: "
-            'pip install "gradient-ad[plot]" (or pip install matplotlib)'
+            'plot_anomaly_maps needs matplotlib (the "plot" extra): pip install '
+            'matplotlib, or pip install ".[plot]" in a clone of gradient-ad'
         ) from error
     return plt
 

@@ -88,7 +88,7 @@ def test_plot_without_matplotlib_names_the_extra(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     # Refused before any work: the detector is not even looked at.
-    with pytest.raises(ImportError, match=re.escape('pip install "gradient-ad[plot]"')):
+    with pytest.raises(ImportError, match=re.escape('(the "plot" extra): pip install matplotlib')):
         plot_anomaly_maps(object(), None)
 
 
