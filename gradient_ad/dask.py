@@ -8,9 +8,10 @@ scikit-learn's searches run on a Dask cluster through joblib's ``"dask"`` backen
 
 This module adds what joblib cannot do: :func:`score_dask` scores a Dask array
 block by block on the cluster, and :func:`torch_threads_config` sets how many
-threads torch uses in each worker process. It needs the ``dask`` extra::
+threads torch uses in each worker process. It needs the ``dask`` extra (in a clone
+of gradient-ad)::
 
-    pip install "gradient-ad[dask]"
+    pip install ".[dask]"
 
 See the "Scaling out" page of the documentation.
 """
@@ -25,7 +26,8 @@ try:
     import dask.array as da
 except ImportError as error:  # pragma: no cover - exercised only without dask
     raise ImportError(
-        'gradient_ad.dask needs Dask; install it with: pip install "gradient-ad[dask]"'
+        'gradient_ad.dask needs Dask (the "dask" extra): pip install "dask[array,distributed]", '
+        'or pip install ".[dask]" in a clone of gradient-ad'
     ) from error
 
 from ._scoring import padded_calls
