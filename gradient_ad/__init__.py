@@ -2,9 +2,9 @@
 
 from ._detector import GradientAnomalyDetector, InconsistentVersionWarning
 from ._features import GradientFeatures
+from ._loading import load
 from ._maps import anomaly_maps
 from ._modules import ConvAutoencoder, MLPAutoencoder
-from ._persistence import load
 from ._version import __version__
 
 __all__ = [

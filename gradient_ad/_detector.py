@@ -1,50 +1,30 @@
-"""GradientAnomalyDetector: GradCon as a scikit-learn outlier detector."""
+"""GradientAnomalyDetector: GradCon as a scikit-learn outlier detector.
 
-import contextlib
-import copy
-import math
+The estimator only: its parameters, ``fit`` as four steps (check the settings,
+validate the input, train, calibrate), scoring, and the pickling hooks. The steps live
+in their own modules: :mod:`gradient_ad._settings`, :mod:`gradient_ad._inputs`,
+:mod:`gradient_ad._training`, :mod:`gradient_ad._scoring`; see ``docs/layout.rst``.
+"""
+
 import numbers
-import threading
-import warnings
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import (
-    Interval,
-    StrOptions,
-    validate_parameter_constraints,
-)
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
-from skorch.callbacks import Callback, EarlyStopping
-from skorch.dataset import Dataset
-from skorch.helper import predefined_split
 from torch import nn
 
-from ._collapse import collapse_statistics, is_collapsed, kaiming_init, spread_rows
-from ._gradcon import anomaly_score, auto_beta, reconstruction_error
+from . import _pretext
+from ._chunks import SCORE_BATCH_SIZE_CONSTRAINTS, check_chunk_memory, checked_score_batch_size
+from ._gradcon import anomaly_score, auto_beta, check_finite
 from ._inputs import to_samples
-from ._modules import ConvAutoencoder, GradConModule, MLPAutoencoder
-from ._net import REFERENCE_RULES, GradConNet
-from ._persistence import model_digest
-from ._pretext import (
-    PRETEXTS,
-    PretextComponents,
-    PretextLayerComponents,
-    calibrated_targets,
-    check_pretext_input,
-    combined_score,
-    fit_standardisation,
-    one_hot_targets,
-)
-from ._pretext import score_terms as pretext_score_terms
-from ._progress import fit_progress_callbacks
+from ._net import REFERENCE_RULES
+from ._persistence import InconsistentVersionWarning, loaded_state, saved_state
 from ._scoring import layer_terms, score_terms
-from ._stopping import SignSafeEarlyStopping
-from ._version import __version__
+from ._settings import check_settings, python
+from ._threads import torch_threads
+from ._training import StopOnNonFiniteLoss, silent, train
 
 __all__ = ["GradientAnomalyDetector", "InconsistentVersionWarning"]
 
@@ -56,19 +36,14 @@ _TUKEY_K = 1.5
 # rows, mean of 3 seeds), where the fence on all training rows flagged 2-11%; from
 # 1000 rows on both flag about 4%. See docs/robustness.rst.
 _MIN_CALIBRATION_ROWS = 100
-
-
-# score_batch_size: the 'auto' chunks are 1024-2048 rows and larger ones are no faster
-# (docs/performance.rst), while every chunk is padded to its full size, so a huge value
-# allocates that many rows even for a few samples, after training.
-_MAX_SCORE_BATCH_SIZE = 65536
-# Most bytes of one padded scoring chunk of input (float32); the network's intermediates
-# take several times as much.
-_MAX_CHUNK_INPUT_BYTES = 2**30
-
-
-class InconsistentVersionWarning(UserWarning):
-    """A model is loaded by a gradient-ad version other than the one that saved it."""
+# Detectors pickled before training moved to _training name two of its objects here
+# (skorch pickles the net's callbacks, and early stopping's sink, by reference).
+_StopOnNonFiniteLoss = StopOnNonFiniteLoss
+_silent = silent
+# What FloatingPointError advises when the network returns non-finite scores.
+_NON_FINITE_ADVICE = (
+    "Check X for extreme values, scale the features (e.g. StandardScaler) or lower lr."
+)
 
 
 class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
@@ -123,15 +98,14 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         classifier trained beside the autoencoder learns which of the four 90-degree
         rotations was applied to each training image (its loss weighted by
         ``pretext_weight`` in the training loss), and the anomaly score becomes the sum
-        of the terms named by
-        ``gradient_ad._pretext.COMBINED_TERMS``: the log reconstruction error, minus
-        the gradient alignment, the rotation loss against targets calibrated on
-        held-out normal images and the log norm of its gradient with respect to the
-        head's weight, each standardised on the held-out normal data; ``beta`` then
-        plays no part in ``score_samples``. The rotation classifier is a copy of the
-        network's ``encoder`` submodule plus a linear head, so a network passed as
-        ``network`` needs an ``encoder``. Tables and non-square images are refused.
-        See :ref:`user_guide`.
+        of the terms named by ``gradient_ad._pretext.COMBINED_TERMS``: the log
+        reconstruction error, minus the gradient alignment, the rotation loss against
+        targets calibrated on held-out normal images and the log norm of its gradient
+        with respect to the head's weight, each standardised on the held-out normal
+        data; ``beta`` then plays no part in ``score_samples``. The rotation classifier
+        is a copy of the network's ``encoder`` submodule plus a linear head, so a
+        network passed as ``network`` needs an ``encoder``. Tables and non-square
+        images are refused. See :ref:`rotation_pretext`.
     pretext_weight : float, default=1.0
         Weight of the rotation loss in the training loss, with ``pretext``.
     beta : float or 'auto', default=0.12
@@ -186,11 +160,24 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         the fastest on the machines measured (see :ref:`performance`). On the CPU the
         convolutional network scores at most 256 at once, which is faster. Every chunk
         is padded to its full size, so a sample's score does not depend on the other
-        samples scored with it. At most 65536, and a chunk's input (``score_batch_size``
-        samples as float32) at most 1 GiB, checked before training.
+        samples scored with it. With ``'auto'``, a call of at most a quarter of a chunk
+        (64 images for the convolutional network on the CPU, 512 rows for the MLP) is
+        computed unpadded in float64 instead, so that one sample costs about one
+        sample: its score then agrees with the same sample's score in a larger call to
+        float32 rounding (see :ref:`performance`). An int pads every call, so scores
+        are bitwise the same whatever the call. At most 65536, and a chunk's input
+        (``score_batch_size`` samples as float32) at most 1 GiB, checked before
+        training.
     device : str or torch.device, default='cpu'
         Where to train and score, e.g. ``'cuda'``. A fitted model can be loaded on a
         machine without that device; it then runs on the CPU.
+    n_threads : int or None, default=None
+        torch's intra-op threads while ``fit`` and the scoring methods run, set in the
+        calling thread and restored afterwards (``torch.set_num_threads``). ``None``
+        leaves torch's setting alone (by default one thread per core). On a machine
+        whose cores other processes keep busy, use ``1``: with two threads on a busy
+        2-core machine, fitting was 10 times and scoring up to 40 times slower than
+        with one (see :ref:`performance`).
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, the validation split and shuffling. With an int, fits
         are reproducible (on the CPU) and the caller's global torch seed is left
@@ -281,7 +268,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         "constrained": [StrOptions({"decoder", "all"}), list, tuple],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "reference": [StrOptions(set(REFERENCE_RULES))],
-        "pretext": [StrOptions(set(PRETEXTS)), None],
+        "pretext": [StrOptions(set(_pretext.PRETEXTS)), None],
         "pretext_weight": [Interval(numbers.Real, 0, None, closed="left")],
         "beta": [Interval(numbers.Real, 0, None, closed="left"), StrOptions({"auto"})],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -294,11 +281,9 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "max_restarts": [Interval(numbers.Integral, 0, None, closed="left")],
-        "score_batch_size": [
-            Interval(numbers.Integral, 1, _MAX_SCORE_BATCH_SIZE, closed="both"),
-            StrOptions({"auto"}),
-        ],
+        "score_batch_size": SCORE_BATCH_SIZE_CONSTRAINTS,
         "device": [str, torch.device],
+        "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [list, None],
@@ -330,6 +315,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         max_restarts=3,
         score_batch_size="auto",
         device="cpu",
+        n_threads=None,
         random_state=None,
         verbose=0,
         callbacks=None,
@@ -357,6 +343,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         self.max_restarts = max_restarts
         self.score_batch_size = score_batch_size
         self.device = device
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -393,129 +380,86 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         """
         self._reset()
         try:
-            return self._fit(X)
+            with torch_threads(self.n_threads):
+                return self._fit(X)
         except BaseException:
             # A failed fit leaves an unfitted estimator, not a half-fitted one.
             self._reset()
             raise
 
     def _fit(self, X):
-        _check_layer_sizes("conv_channels", self.conv_channels)
-        _check_net_params(self.net_params or {})
-        _check_callbacks(self.callbacks or [])
-        if self.hidden_sizes != "auto":
-            _check_layer_sizes("hidden_sizes", self.hidden_sizes)
-        X, shape = to_samples(self, X, reset=True)
-        shape = _python(tuple(shape))  # input_shape may hold NumPy integers
-        if self.pretext is not None:
-            check_pretext_input(shape, self.pretext)
-        _check_chunk_memory(self.score_batch_size, shape)
-        device = _resolve_device(self.device)
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        train, valid = self._split(X, seed)
-
-        net, restarts, statistics, stopped = self._train(shape, X, train, valid, device, seed)
-        if is_collapsed(*statistics):
-            warnings.warn(
-                _collapse_message(self, *statistics, restarts, stopped),
-                ConvergenceWarning,
-                stacklevel=4,
-            )
-
-        # Held-out normal data calibrates beta='auto' and contamination='auto'; the
-        # quartiles and spreads of a small slice are too noisy, so below
-        # _MIN_CALIBRATION_ROWS rows all the training data calibrates instead.
-        held_out = _calibration_rows(X, valid)
-        if self.pretext is not None:
-            beta, scores = self._calibrate_pretext(net, X, held_out)
-        else:
-            held_out_terms = self._score_terms(net, held_out)
-            _check_finite(held_out_terms[0] - held_out_terms[1], "the training data")
-            beta = auto_beta(*held_out_terms) if self.beta == "auto" else float(self.beta)
-            terms = held_out_terms
-            if self.contamination != "auto" and held_out is not X:
-                # A float contamination is a share of all the training data.
-                terms = self._score_terms(net, X)
-                _check_finite(terms[0] - terms[1], "the training data")
-            scores = -anomaly_score(*terms, beta)
-        if self.contamination == "auto":
-            q1, q3 = np.percentile(scores, [25, 75])
-            offset = q1 - _TUKEY_K * (q3 - q1)
-        else:
-            offset = np.percentile(scores, 100.0 * self.contamination)
+        device = check_settings(self)
+        X, shape = self._validate_input(X)
+        training = train(self, X, shape, device)
+        beta, offset = self._calibrate(training.net, X, training.valid)
 
         self.input_shape_ = shape
-        self.net_ = net
-        self.n_iter_ = len(net.history)
-        self.n_restarts_ = restarts
-        self.reconstruction_spread_ = statistics[0]
+        self.net_ = training.net
+        self.n_iter_ = len(training.net.history)
+        self.n_restarts_ = training.n_restarts
+        self.reconstruction_spread_ = training.spread
         self.beta_ = beta
-        self.offset_ = float(offset)
+        self.offset_ = offset
         return self
 
-    def _calibrate_pretext(self, net, X, held_out):
-        """Fit the calibrated rotation targets and the standardisation of the combined
-        terms on the held-out normal rows; return ``beta`` and the scores ``offset_``
-        is taken from."""
-        module = net.module_
-        batch_size = self._checked_score_batch_size()
-        one_hot = one_hot_targets(module.reference_gradients()[0].dtype)
-        probabilities = pretext_score_terms(module, held_out, batch_size, net.device, one_hot)[5]
-        targets = calibrated_targets(torch.as_tensor(probabilities))
-        components = self._pretext_components(net, held_out, targets, "the training data")
-        beta = auto_beta(*components[:2]) if self.beta == "auto" else float(self.beta)
-        means, scales = fit_standardisation(components)
+    def _validate_input(self, X):
+        """The training samples as float32 (or float64) and the shape of one, with the
+        settings that depend on that shape checked."""
+        X, shape = to_samples(self, X, reset=True)
+        shape = python(tuple(shape))  # input_shape may hold NumPy integers
+        if self.pretext is not None:
+            _pretext.check_pretext_input(shape, self.pretext)
+        check_chunk_memory(self.score_batch_size, shape)
+        return X, shape
+
+    def _calibrate(self, net, X, valid):
+        """``beta_`` and ``offset_`` of the trained ``net``.
+
+        Held-out normal data calibrates ``beta='auto'`` and ``contamination='auto'``;
+        the quartiles and spreads of a small slice are too noisy, so below
+        ``_MIN_CALIBRATION_ROWS`` rows all the training data calibrates instead.
+        """
+        held_out = _calibration_rows(X, valid)
+        if self.pretext is not None:
+            return self._calibrate_pretext(net, X, held_out)
+        held_out_terms = self._score_terms(net, held_out)
+        _check_finite_scores(held_out_terms, "the training data")
+        beta = auto_beta(*held_out_terms) if self.beta == "auto" else float(self.beta)
+        terms = held_out_terms
         if self.contamination != "auto" and held_out is not X:
             # A float contamination is a share of all the training data.
-            components = self._pretext_components(net, X, targets, "the training data")
-        self.rotation_targets_ = targets.numpy()
-        self.term_means_ = means
-        self.term_scales_ = scales
-        return beta, -combined_score(components, means, scales)
+            terms = self._score_terms(net, X)
+            _check_finite_scores(terms, "the training data")
+        return beta, self._offset(-anomaly_score(*terms, beta))
 
-    def rotation_probabilities(self, X):
-        """What the rotation head predicts for each rotated copy of each sample.
+    def _offset(self, scores):
+        """``offset_`` from the training scores (``score_samples``) it is set on."""
+        if self.contamination == "auto":
+            q1, q3 = np.percentile(scores, [25, 75])
+            return float(q1 - _TUKEY_K * (q3 - q1))
+        return float(np.percentile(scores, 100.0 * self.contamination))
 
-        Only for a detector fitted with ``pretext='rotation'``.
-
-        Parameters
-        ----------
-        X : array-like of the same layout as in ``fit``
-            Samples (images).
-
-        Returns
-        -------
-        probabilities : ndarray of shape (n_samples, 4, 4)
-            ``[i, r, k]``: the probability that sample ``i`` turned by ``90 r`` degrees
-            (counter-clockwise, :func:`numpy.rot90`) was turned by ``90 k`` degrees.
-        """
-        check_is_fitted(self)
-        if getattr(self, "pretext", None) is None:
-            raise ValueError(
-                "rotation_probabilities needs a detector fitted with pretext='rotation'"
+    def _calibrate_pretext(self, net, X, held_out):
+        """With a pretext: fit the calibrated rotation targets and the standardisation
+        of the combined terms on the held-out rows, then ``beta_`` and ``offset_``."""
+        batch_size = checked_score_batch_size(self)
+        calibration, components = _pretext.calibrate(net, held_out, batch_size, self.verbose)
+        beta = auto_beta(*components[:2]) if self.beta == "auto" else float(self.beta)
+        if self.contamination != "auto" and held_out is not X:
+            # A float contamination is a share of all the training data.
+            components = _pretext.detector_components(
+                net,
+                X,
+                calibration.rotation_targets,
+                batch_size,
+                self.verbose,
+                of="the training data",
             )
-        X = to_samples(self, X, reset=False, stream=True)
-        net = self.net_
-        net.module_.eval()
-        one_hot = one_hot_targets(net.module_.reference_gradients()[0].dtype)
-        return pretext_score_terms(
-            net.module_, X, self._checked_score_batch_size(), net.device, one_hot, self.verbose
-        )[5]
-
-    def _pretext_components(self, net, X, targets, what, per_layer=False):
-        parts = pretext_score_terms(
-            net.module_,
-            X,
-            self._checked_score_batch_size(),
-            net.device,
-            torch.as_tensor(targets),
-            verbose=self.verbose,
-        )
-        for part in parts[:4]:
-            _check_finite(part, what)
-        if per_layer:
-            return PretextLayerComponents(*parts[:5])
-        return PretextComponents(*parts[:4])
+        self.rotation_targets_ = calibration.rotation_targets
+        self.term_means_ = calibration.term_means
+        self.term_scales_ = calibration.term_scales
+        scores = -_pretext.combined_score(components, *calibration[1:])
+        return beta, self._offset(scores)
 
     def _reset(self):
         for name in (
@@ -535,158 +479,6 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             "feature_names_in_",
         ):
             self.__dict__.pop(name, None)
-
-    def _split(self, X, seed):
-        if not self.early_stopping:
-            return X, None
-        if math.ceil(self.validation_fraction * len(X)) >= len(X):
-            raise ValueError(
-                f"validation_fraction={self.validation_fraction} of {len(X)} samples leaves "
-                "no training samples; lower it, pass more samples or set early_stopping=False"
-            )
-        train, valid = train_test_split(
-            X, test_size=_python(self.validation_fraction), random_state=seed
-        )
-        return train, valid
-
-    def _train(self, shape, X, train, valid, device, seed):
-        """Train, and train again while the network has collapsed to one output.
-
-        Returns the net, the restarts made, its collapse statistics, and why restarts
-        stopped early (``None``, or a reason).
-        """
-        probe = spread_rows(X, seed)
-        attempts = self.max_restarts + 1 if self._can_restart() else 1
-        net = statistics = None
-        for restart in range(attempts):
-            try:
-                candidate, interrupted = self._train_once(
-                    shape,
-                    X,
-                    train,
-                    valid,
-                    device,
-                    (seed + restart) % np.iinfo(np.int32).max,
-                    reinitialise=restart > 0,
-                )
-            except (FloatingPointError, KeyboardInterrupt) as error:
-                if net is None:
-                    raise
-                # A restart that fails must not lose the fit made before it.
-                return net, restart - 1, statistics, f"restart {restart} failed: {error}"
-            net = candidate
-            statistics = _collapse_statistics(net, probe)
-            if interrupted:
-                return net, restart, statistics, "fit was interrupted"
-            if not is_collapsed(*statistics):
-                break
-            if self.verbose and restart + 1 < attempts:
-                print(
-                    f"The network collapsed to one output (reconstruction spread "
-                    f"{statistics[0]:.2g}); restarting from a fresh initialisation "
-                    f"({restart + 1} of {self.max_restarts})."
-                )
-        return net, restart, statistics, None
-
-    def _train_once(self, shape, X, train, valid, device, seed, reinitialise):
-        with _seeded(seed, device):
-            module = GradConModule(
-                self._build_network(shape, X, reinitialise),
-                self.constrained,
-                pretext=self.pretext,
-                input_shape=shape,
-            )
-            # The data follow the network's dtype (float64 for module.double(), or
-            # for the package's networks under torch.set_default_dtype(torch.float64)).
-            dtype = _network_dtype(module)
-            if not reinitialise:
-                _check_network(module, X[:2].astype(dtype))
-            train, valid = (_as_dtype(part, dtype) for part in (train, valid))
-            net = GradConNet(**self._net_kwargs(module, valid, device, seed))
-            net.fit(train, y=None)
-        interrupted = _check_training_ran(net)
-        # skorch maps its fitted attributes (module_, ...) to the CPU when a model saved on
-        # CUDA is loaded without CUDA, but pickles the `module` parameter (the same
-        # instance, passed in above) plainly, which then fails to load: map it too.
-        net.cuda_dependent_attributes_ = [*net.cuda_dependent_attributes_, "module"]
-        net.module_.eval()
-        return net, interrupted
-
-    def _can_restart(self):
-        # A module instance carries the caller's weights: it is never re-initialised.
-        return not isinstance(self.network, nn.Module)
-
-    def _build_network(self, shape, X, reinitialise=False):
-        """The autoencoder; ``reinitialise``: a restart after a collapse (Kaiming
-        initialisation for the package's networks, a fresh call for a callable)."""
-        network = self.network
-        if isinstance(network, nn.Module):
-            return copy.deepcopy(network)
-        if network == "auto":
-            network = "conv" if len(shape) == 3 else "mlp"
-        if network not in ("conv", "mlp"):
-            module = network(shape)
-            if not isinstance(module, nn.Module):
-                raise TypeError(
-                    "network(input_shape) must return a torch.nn.Module, got "
-                    f"{type(module).__name__}"
-                )
-            return module
-        sigmoid = bool(X.min() >= 0 and X.max() <= 1)
-        if network == "conv":
-            if len(shape) != 3:
-                raise ValueError(
-                    "network='conv' needs images: pass X as (n, H, W) or (n, C, H, W), "
-                    "or flat rows with input_shape"
-                )
-            channels = _python(tuple(self.conv_channels))
-            module = ConvAutoencoder(shape, channels, sigmoid_output=sigmoid)
-        else:
-            hidden = self.hidden_sizes
-            if hidden == "auto":
-                n_features = int(np.prod(shape))
-                hidden = (64, 32, max(1, min(16, n_features // 2)))
-            module = MLPAutoencoder(shape, _python(tuple(hidden)), sigmoid_output=sigmoid)
-        return kaiming_init(module) if reinitialise else module
-
-    def _net_kwargs(self, module, valid, device, seed):
-        callbacks = [("stop_on_nonfinite_loss", _StopOnNonFiniteLoss())]
-        if valid is not None:
-            callbacks.append(
-                (
-                    "early_stopping",
-                    SignSafeEarlyStopping(
-                        monitor="valid_loss",
-                        patience=_python(self.n_iter_no_change),
-                        threshold=_python(self.tol),
-                        threshold_mode="rel",
-                        load_best=True,
-                        sink=_silent,
-                    ),
-                )
-            )
-        callbacks += fit_progress_callbacks(self.verbose)
-        callbacks += copy.deepcopy(self.callbacks or [])
-        kwargs = {
-            "module": module,
-            "alpha": _python(self.alpha),
-            "reference": self.reference,
-            "pretext_weight": _python(self.pretext_weight),
-            "criterion": nn.MSELoss,
-            "optimizer": torch.optim.Adam,
-            "lr": _python(self.lr),
-            "optimizer__weight_decay": _python(self.weight_decay),
-            "max_epochs": _python(self.max_epochs),
-            "batch_size": _python(self.batch_size),
-            "iterator_train__shuffle": True,
-            "iterator_train__generator": torch.Generator().manual_seed(seed),
-            "train_split": None if valid is None else predefined_split(Dataset(valid)),
-            "callbacks": callbacks,
-            "device": device,
-            "verbose": _python(self.verbose),
-        }
-        kwargs.update({key: _python(value) for key, value in (self.net_params or {}).items()})
-        return kwargs
 
     # -- scoring --------------------------------------------------------------------
 
@@ -724,42 +516,39 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             mean.
         """
         check_is_fitted(self)
+        with torch_threads(self.n_threads):
+            return self._score_components(X, per_layer)
+
+    def _score_components(self, X, per_layer):
         X = to_samples(self, X, reset=False, stream=True)
         self.net_.module_.eval()
-        if getattr(self, "pretext", None) is not None:
-            return self._pretext_components(
-                self.net_, X, self.rotation_targets_, "X", per_layer=per_layer
+        if self.pretext is not None:
+            return _pretext.detector_components(
+                self.net_,
+                X,
+                self.rotation_targets_,
+                checked_score_batch_size(self),
+                self.verbose,
+                per_layer,
             )
         if not per_layer:
-            terms = self._score_terms(self.net_, X)
-        else:
-            net = self.net_
-            error, alignment, cosines, _, _ = layer_terms(
-                net.module_, X, self._checked_score_batch_size(), net.device, verbose=self.verbose
-            )
-            terms = error, alignment, cosines
-        _check_finite(terms[0] - terms[1], "X")
-        return terms
+            error, alignment = self._score_terms(self.net_, X)
+            _check_finite_scores((error, alignment), "X")
+            return error, alignment
+        net = self.net_
+        terms = layer_terms(
+            net.module_, X, checked_score_batch_size(self), net.device, verbose=self.verbose
+        )
+        _check_finite_scores(terms, "X")
+        return terms.reconstruction_error, terms.alignment, terms.cosines
 
     def _score_terms(self, net, X):
         return score_terms(
-            net.module_, X, self._checked_score_batch_size(), net.device, verbose=self.verbose
+            net.module_, X, checked_score_batch_size(self), net.device, verbose=self.verbose
         )
-
-    def _checked_score_batch_size(self):
-        """``score_batch_size``, checked again: ``set_params`` after ``fit`` bypasses
-        fit's validation, and a huge value would pad every chunk to that many rows."""
-        validate_parameter_constraints(
-            {"score_batch_size": self._parameter_constraints["score_batch_size"]},
-            {"score_batch_size": self.score_batch_size},
-            caller_name=type(self).__name__,
-        )
-        if hasattr(self, "input_shape_"):  # not yet during fit, which checked it already
-            _check_chunk_memory(self.score_batch_size, self.input_shape_)
-        return _python(self.score_batch_size)
 
     def score_samples(self, X):
-        """Opposite of the anomaly score: higher is more normal.
+        """Opposite of the GradCon anomaly score: higher is more normal.
 
         ``-(reconstruction_error - beta_ * alignment)``, see :meth:`score_components`.
         With ``pretext``: minus the sum of the combined terms, each standardised with
@@ -776,9 +565,40 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             The lower, the more abnormal.
         """
         components = self.score_components(X)
-        if getattr(self, "pretext", None) is not None:
-            return -combined_score(components, self.term_means_, self.term_scales_)
+        if self.pretext is not None:
+            return -_pretext.combined_score(components, self.term_means_, self.term_scales_)
         return -anomaly_score(*components, self.beta_)
+
+    def rotation_probabilities(self, X):
+        """What the rotation head predicts for each rotated copy of each sample.
+
+        Only for a detector fitted with ``pretext='rotation'``.
+
+        Parameters
+        ----------
+        X : array-like of the same layout as in ``fit``
+            Samples (images).
+
+        Returns
+        -------
+        probabilities : ndarray of shape (n_samples, 4, 4)
+            ``[i, r, k]``: the probability that sample ``i`` turned by ``90 r`` degrees
+            (counter-clockwise, :func:`numpy.rot90`) was turned by ``90 k`` degrees.
+        """
+        check_is_fitted(self)
+        if self.pretext is None:
+            raise ValueError(
+                "rotation_probabilities needs a detector fitted with pretext='rotation'"
+            )
+        with torch_threads(self.n_threads):
+            X = to_samples(self, X, reset=False, stream=True)
+            net = self.net_
+            net.module_.eval()
+            one_hot = _pretext.one_hot_targets(net.module_.dtype)
+            batch_size = checked_score_batch_size(self)
+            return _pretext.score_terms(
+                net.module_, X, batch_size, net.device, one_hot, self.verbose
+            )[5]
 
     def decision_function(self, X):
         """``score_samples(X) - offset_``: negative for outliers.
@@ -816,53 +636,10 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         return hasattr(self, "net_")
 
     def __getstate__(self):
-        state = super().__getstate__()
-        state["_gradient_ad_version"] = __version__
-        if "net_" in state:
-            state["_gradient_ad_sha256"] = model_digest(*_scored_with(state))
-        return state
+        return saved_state(super().__getstate__())
 
     def __setstate__(self, state):
-        version = state.get("_gradient_ad_version")
-        if version != __version__:
-            warnings.warn(
-                f"This {type(self).__name__} was saved by gradient-ad {version} and is "
-                f"loaded by gradient-ad {__version__}; its behaviour may differ. Refit it "
-                "with this version if you can.",
-                InconsistentVersionWarning,
-                stacklevel=2,
-            )
-        if "net_" in state and "beta_" not in state:
-            state["beta_"] = float(state["beta"])  # saved before beta_ existed
-        # Saved before the reference rule and the collapse guard existed: it was trained
-        # with the reconstruction-only reference and never restarted.
-        state.setdefault("reference", "reconstruction")
-        state.setdefault("pretext", None)  # saved before the pretext existed
-        state.setdefault("pretext_weight", 1.0)
-        state.setdefault("max_restarts", 0)
-        if "net_" in state:
-            state.setdefault("n_restarts_", 0)
-            state.setdefault("reconstruction_spread_", float("nan"))
-            # Saved before the input scale was recorded: scoring keeps that version's
-            # rule (uint8 divided by 255, anything else as it is), unchecked.
-            state.setdefault("input_scale_", None)
-            state.setdefault("input_range_", None)
-        digest = state.pop("_gradient_ad_sha256", None)
-        if digest is not None and model_digest(*_scored_with(state)) != digest:
-            raise ValueError(
-                f"the model of this {type(self).__name__} does not match the checksum saved "
-                "with it: the file is damaged. Save the model again, or copy the file again."
-            )
-        super().__setstate__(state)
-
-
-def _scored_with(state):
-    numbers = [state["beta_"], state["offset_"]]
-    if state.get("pretext") is not None:
-        # What the combined score is calibrated with is part of the model too.
-        for name in ("rotation_targets_", "term_means_", "term_scales_"):
-            numbers += np.ravel(state[name]).tolist()
-    return state["net_"], *numbers
+        super().__setstate__(loaded_state(state, type(self).__name__))
 
 
 def _calibration_rows(X, valid):
@@ -873,284 +650,7 @@ def _calibration_rows(X, valid):
     return valid
 
 
-def _python(value):
-    """``value`` with NumPy scalars (also inside a tuple or list) as Python numbers.
-
-    GridSearchCV over ``np.array([8, 16])`` passes ``np.int64(8)``, which scikit-learn's
-    validation accepts as an integer but torch's DataLoader refuses as a batch size.
-    """
-    if isinstance(value, np.generic):
-        return value.item()
-    if type(value) in (tuple, list):  # not subclasses, e.g. a namedtuple
-        return type(value)(_python(v) for v in value)
-    return value
-
-
-def _resolve_device(device):
-    try:
-        device = torch.device(device)
-    except RuntimeError as error:
-        raise ValueError(f"device={device!r} is not a torch device: {error}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} was requested, but CUDA is not available")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device={str(device)!r} was requested, but MPS is not available")
-    return str(device)
-
-
-# torch draws initial weights (and dropout masks) from one process-wide generator, which
-# threads share: seeded fits in threads (a threading joblib backend, Dask's threaded
-# scheduler) would reseed it under each other, and the last to restore it would leave
-# another fit's state to the caller. So seeded blocks run one at a time. Reentrant: a
-# network factory may itself fit a detector.
-_SEED_LOCK = threading.RLock()
-
-
-@contextlib.contextmanager
-def _seeded(seed, device):
-    """Seed torch for a block and restore the caller's random state afterwards.
-
-    Holds ``_SEED_LOCK``: fits in threads of one process train one at a time.
-    """
-    device = torch.device(device)
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with _SEED_LOCK, torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
-def _network_dtype(module):
-    """The one floating dtype of the network's parameters, float32 or float64."""
-    dtypes = {p.dtype for p in module.parameters() if p.is_floating_point()}
-    if len(dtypes) != 1 or not dtypes <= {torch.float32, torch.float64}:
-        found = ", ".join(sorted(str(d).removeprefix("torch.") for d in dtypes)) or "none"
-        raise ValueError(
-            "the network's parameters must all be float32 or all float64 (GradCon's "
-            f"cosines of small gradients need at least single precision); found {found}. "
-            "Convert it with module.float() or module.double()."
-        )
-    return np.float64 if dtypes == {torch.float64} else np.float32
-
-
-def _as_dtype(X, dtype):
-    return X if X is None or X.dtype == dtype else X.astype(dtype)
-
-
-def _check_network(module, X):
-    """Refuse, before any training, a network that cannot be trained or scored: a wrong
-    output shape, constrained tensors that get no gradient, or a forward pass that
-    per-sample scoring cannot run."""
-    was_training = module.training
-    module.eval()
-    device = next(module.parameters()).device
-    x = torch.as_tensor(X).to(device)
-    try:
-        with torch.enable_grad():
-            recon = module(x)
-            if not isinstance(recon, torch.Tensor) or recon.shape != x.shape:
-                got = tuple(recon.shape) if isinstance(recon, torch.Tensor) else type(recon)
-                raise ValueError(
-                    "the network must return a reconstruction of its input's shape "
-                    f"{tuple(x.shape)} (or a tuple whose first element is one), but "
-                    f"returned {got}"
-                )
-            loss = reconstruction_error(recon, x).mean()
-            params = module.constrained_parameters()
-            gradients = (
-                torch.autograd.grad(loss, params, allow_unused=True)
-                if loss.requires_grad
-                else [None] * len(params)
-            )
-        unused = [n for n, g in zip(module.constrained_names, gradients) if g is None]
-        if unused:
-            raise ValueError(
-                f"the constrained parameters {unused} get no gradient from the "
-                "reconstruction: the forward pass does not use them. Constrain the tensors "
-                "it uses (constrained=[...])."
-            )
-        try:
-            score_terms(module, X, len(X), device)
-            if getattr(module, "pretext", None) is not None:
-                one_hot = one_hot_targets(module.reference_gradients()[0].dtype)
-                pretext_score_terms(module, X, len(X), device, one_hot)
-        except Exception as error:
-            raise ValueError(
-                "per-sample gradients of this network cannot be computed "
-                f"({type(error).__name__}: {error}); the network must work with "
-                "torch.func.vmap (no .item(), no data-dependent Python control flow, no "
-                "batch statistics in eval mode)"
-            ) from error
-    finally:
-        module.train(was_training)
-
-
-def _silent(*args, **kwargs):
-    pass
-
-
-def _check_layer_sizes(name, sizes):
-    # A tuple or list already (_parameter_constraints); check its entries.
-    if not sizes or not all(
-        isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in sizes
-    ):
-        raise ValueError(f"{name} must be a non-empty tuple of positive integers, got {sizes!r}")
-
-
-# net_params keys that would silently undo what the detector sets up, with what to use.
-_REFUSED_NET_PARAMS = {
-    "module": "pass the autoencoder as network",
-    "callbacks": (
-        "pass them as callbacks (net_params['callbacks'] would replace the detector's "
-        "own: early stopping and the divergence check)"
-    ),
-    "train_split": "use early_stopping and validation_fraction",
-}
-# skorch callback names the detector uses itself.
-_OWN_CALLBACKS = ("stop_on_nonfinite_loss", "early_stopping", "progress_bar")
-
-
-def _check_net_params(net_params):
-    """The settings that skorch would only trip over after training, or ignore."""
-    for key, advice in _REFUSED_NET_PARAMS.items():
-        if key in net_params:
-            raise ValueError(f"net_params[{key!r}] is not supported: {advice}")
-    if net_params.get("warm_start", False):
-        # Each fit builds a new skorch net (a failed fit must leave no model behind, a
-        # collapsed one is trained again from scratch), so skorch's warm start would be
-        # silently ignored.
-        raise ValueError(
-            "net_params['warm_start'] is not supported: every fit trains a new network. "
-            "To start from the weights of a fitted detector, pass "
-            "network=fitted.net_.module_.autoencoder (its reference gradients start "
-            "afresh)."
-        )
-    for key in (
-        "max_epochs",
-        "batch_size",
-        "iterator_train__batch_size",
-        "iterator_valid__batch_size",
-    ):
-        value = net_params.get(key, 1)
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"net_params[{key!r}] must be a positive integer, got {value!r}")
-
-
-def _check_chunk_memory(score_batch_size, shape):
-    """Refuse, before training, a scoring chunk whose input alone exceeds 1 GiB: every
-    chunk is padded to ``score_batch_size`` rows, and the calibration after training
-    would otherwise try to allocate it."""
-    if score_batch_size == "auto":
-        return
-    row_bytes = 4 * math.prod(shape)
-    if score_batch_size * row_bytes > _MAX_CHUNK_INPUT_BYTES:
-        largest = max(1, _MAX_CHUNK_INPUT_BYTES // row_bytes)
-        raise ValueError(
-            f"score_batch_size={score_batch_size} pads every scoring chunk to "
-            f"{score_batch_size} samples of shape {shape}: "
-            f"{score_batch_size * row_bytes / 2**30:.3g} GiB of float32 input before the "
-            f"network's own intermediates. Use at most {largest} for this data, or 'auto'."
-        )
-
-
-def _check_callbacks(callbacks):
-    """What skorch accepts as a callback, checked before training: skorch would fail
-    with an AttributeError on a string, in its first epoch."""
-    for i, item in enumerate(callbacks):
-        name, callback = None, item
-        if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str):
-            name, callback = item
-        is_callback = isinstance(callback, Callback) or (
-            isinstance(callback, type) and issubclass(callback, Callback)
-        )
-        if not is_callback:
-            raise TypeError(
-                f"callbacks[{i}] is {item!r} ({type(item).__name__}): callbacks must be skorch "
-                "Callback instances (e.g. skorch.callbacks.ProgressBar()), Callback classes, "
-                "or (name, callback) tuples"
-            )
-        if name in _OWN_CALLBACKS:
-            raise ValueError(
-                f"callbacks[{i}] is named {name!r}, a name the detector uses for its own "
-                "callback; choose another name"
-            )
-
-
-def _check_training_ran(net):
-    """Accept skorch's stop on KeyboardInterrupt (Ctrl-C) if something was learnt, with a warning.
-
-    skorch ends training quietly on a KeyboardInterrupt (its EarlyStopping raises one).
-    With at least one training step the detector is fitted on the weights reached (the
-    best epoch's, with early stopping); without one there is no model, so the
-    interrupt propagates and the detector stays unfitted.
-    """
-    history = net.history
-    if not len(history):
-        raise ValueError("no training epoch ran: max_epochs in net_params must be at least 1")
-    if net.module_.n_reference_updates.item() == 0:
-        raise KeyboardInterrupt("fit was interrupted before the first training step")
-    stopped_early = any(
-        isinstance(callback, EarlyStopping) and callback.misses_ >= callback.patience
-        for _, callback in net.callbacks_
-    )
-    finished = "train_loss" in history[-1] and len(history) >= net.max_epochs
-    interrupted = not (stopped_early or finished)
-    if interrupted:
-        done = sum("train_loss" in row for row in history)
-        warnings.warn(
-            f"fit was interrupted (KeyboardInterrupt) after {done} complete epoch(s) of "
-            f"{net.max_epochs}; the detector is fitted on the weights reached so far.",
-            UserWarning,
-            stacklevel=5,
-        )
-    return interrupted
-
-
-def _collapse_statistics(net, probe):
-    module = net.module_
-    dtype = module.reference_gradients()[0].dtype  # as scoring does
-    return collapse_statistics(module, torch.as_tensor(probe).to(net.device, dtype))
-
-
-def _collapse_message(detector, spread, error_ratio, n_restarts, stopped):
-    tried = f" after {n_restarts} restart(s) from a fresh initialisation" if n_restarts else ""
-    if stopped is not None:
-        tried += f" ({stopped})"
-    if not detector._can_restart():
-        advice = (
-            "The network was passed as a module instance, so it is not re-initialised: "
-            "pass a callable network(input_shape) instead, or initialise it differently"
-        )
-    elif stopped == "fit was interrupted":
-        advice = "Fit again without interrupting it to let it restart"
-    else:
-        advice = "Train longer (max_epochs), lower lr, or allow more max_restarts"
-    return (
-        f"The network collapsed to one output whatever the input{tried}: its "
-        f"reconstructions keep {spread:.2g} of the training data's variance, with "
-        f"{error_ratio:.3g} times the error of the data's mean, so its scores rank "
-        f"samples by their distance to that one output (for dark images, by their "
-        f"brightness). {advice}."
-    )
-
-
-def _check_finite(scores, what):
-    bad = ~np.isfinite(scores)
-    if bad.any():
-        raise FloatingPointError(
-            f"the network returned non-finite scores for {bad.sum()} of {len(scores)} "
-            f"samples of {what} (first: row {np.flatnonzero(bad)[0]}). Check X for extreme "
-            "values, scale the features (e.g. StandardScaler) or lower lr."
-        )
-
-
-class _StopOnNonFiniteLoss(Callback):
-    """Fail fast, with a hint, when training diverges."""
-
-    def on_batch_end(self, net, batch=None, training=None, **kwargs):
-        loss = net.history[-1, "batches", -1, "train_loss" if training else "valid_loss"]
-        if not np.isfinite(loss):
-            raise FloatingPointError(
-                f"training diverged: the loss became {loss} in epoch {len(net.history)}. "
-                "Lower lr, scale the features (e.g. StandardScaler), or check X for "
-                "extreme values."
-            )
+def _check_finite_scores(terms, of):
+    """Refuse non-finite scores: ``terms`` starts with the reconstruction error and
+    the alignment of each sample of ``of``."""
+    check_finite(terms[0] - terms[1], "scores", _NON_FINITE_ADVICE, of=of)

@@ -9,10 +9,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
+from . import _pretext
+from ._chunks import checked_score_batch_size
 from ._detector import GradientAnomalyDetector
-from ._gradcon import EPS
+from ._gradcon import EPS, check_finite
 from ._inputs import to_samples
 from ._scoring import layer_terms
+from ._threads import torch_threads
 
 __all__ = ["GradientFeatures"]
 
@@ -153,36 +156,43 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
         samples = to_samples(detector, X, reset=False, stream=True)
         net = detector.net_
         net.module_.eval()
-        dtype = net.module_.reference_gradients()[0].dtype
+        dtype = net.module_.dtype
         directions = None
         if self.n_projections:
             directions = [
                 torch.as_tensor(d, dtype=dtype, device=net.device) for d in self.directions_
             ]
-        error, _, cosines, norms, projections = layer_terms(
-            net.module_,
-            samples,
-            detector._checked_score_batch_size(),
-            net.device,
-            verbose=detector.verbose,
-            directions=directions,
-        )
-        columns = [error[:, None], cosines, np.log(np.maximum(norms, EPS))]
-        if projections is not None:
-            columns.append(projections.reshape(len(error), -1))
-        if getattr(detector, "pretext", None) is not None:
-            components = detector._pretext_components(net, samples, detector.rotation_targets_, "X")
+        with torch_threads(detector.n_threads):
+            terms = layer_terms(
+                net.module_,
+                samples,
+                checked_score_batch_size(detector),
+                net.device,
+                verbose=detector.verbose,
+                directions=directions,
+            )
+        columns = [
+            terms.reconstruction_error[:, None],
+            terms.cosines,
+            np.log(np.maximum(terms.gradient_norms, EPS)),
+        ]
+        if terms.projections is not None:
+            columns.append(terms.projections.reshape(len(samples), -1))
+        if detector.pretext is not None:
+            with torch_threads(detector.n_threads):
+                components = _pretext.detector_components(
+                    net,
+                    samples,
+                    detector.rotation_targets_,
+                    checked_score_batch_size(detector),
+                    detector.verbose,
+                )
             columns += [
                 components.rotation_loss[:, None],
                 components.log_rotation_gradient_norm[:, None],
             ]
         features = np.hstack(columns)
-        bad = ~np.isfinite(features).all(1)
-        if bad.any():
-            raise FloatingPointError(
-                f"the network returned non-finite features for {bad.sum()} of {len(bad)} "
-                f"samples (first: row {np.flatnonzero(bad)[0]}). Check X for extreme values."
-            )
+        check_finite(features, "features", "Check X for extreme values.")
         return features
 
     def get_feature_names_out(self, input_features=None):
@@ -212,7 +222,7 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
             for name in self.constrained_names_
             for j in range(self.n_projections)
         ]
-        if getattr(self.detector_, "pretext", None) is not None:
+        if self.detector_.pretext is not None:
             names += ["rotation_loss", f"log_rotation_gradient_norm__{_HEAD_WEIGHT}"]
         return np.asarray(names, dtype=object)
 

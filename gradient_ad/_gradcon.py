@@ -13,6 +13,7 @@ For a sample ``x`` and an autoencoder ``AE``:
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 
 __all__ = [
     "EPS",
@@ -20,7 +21,9 @@ __all__ = [
     "alignment_from_terms",
     "anomaly_score",
     "auto_beta",
+    "check_finite",
     "cosines_from_terms",
+    "functional_error",
     "reconstruct",
     "reconstruction_error",
 ]
@@ -45,6 +48,21 @@ def reconstruct(call, x):
 def reconstruction_error(recon, x):
     """Mean squared error of each sample: shape ``(n,)`` for a batch of ``n``."""
     return (recon - x).pow(2).flatten(1).mean(1)
+
+
+def functional_error(autoencoder, fixed):
+    """``(theta, sample) -> e(sample)`` for one sample (no batch axis), with the tensors
+    of ``theta`` replacing those of the same names in ``fixed`` (all the autoencoder's
+    parameters and buffers): the function that ``torch.func.grad`` differentiates for
+    per-sample gradients."""
+
+    def error(theta, sample):
+        def call(h):
+            return functional_call(autoencoder, {**fixed, **theta}, (h,))
+
+        return reconstruction_error(reconstruct(call, sample[None]), sample[None])[0]
+
+    return error
 
 
 def alignment(gradients, references):
@@ -86,3 +104,20 @@ def auto_beta(reconstruction_error, alignment):
     information)."""
     spread = np.std(alignment)
     return float(np.std(reconstruction_error) / spread) if spread > 0 else 0.0
+
+
+def check_finite(values, what, advice, of=None):
+    """Raise ``FloatingPointError`` if a sample's row of ``values`` (an array with one
+    row per sample) holds a non-finite value, which the network returned.
+
+    ``what`` names the values (``'scores'``, ``'features'``), ``of`` the samples (``'X'``,
+    ``'the training data'``, or ``None``) and ``advice`` ends the message.
+    """
+    finite = np.isfinite(values)
+    bad = ~finite.all(axis=tuple(range(1, finite.ndim)))
+    if bad.any():
+        samples = "samples" if of is None else f"samples of {of}"
+        raise FloatingPointError(
+            f"the network returned non-finite {what} for {bad.sum()} of {len(bad)} "
+            f"{samples} (first: row {np.flatnonzero(bad)[0]}). {advice}"
+        )

@@ -13,12 +13,15 @@ import numpy as np
 import torch
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
-from torch.func import functional_call, grad, vmap
+from torch.func import grad, vmap
 
-from ._gradcon import alignment, reconstruct, reconstruction_error
+from ._chunks import checked_score_batch_size, maps_chunk_rows
+from ._detector import GradientAnomalyDetector
+from ._gradcon import alignment, check_finite, functional_error, reconstruct
 from ._inputs import to_samples
 from ._progress import progress_chunks
-from ._scoring import DEFAULT_CHUNK_ROWS, MODULE_LOCK
+from ._scoring import MODULE_LOCK
+from ._threads import torch_threads
 
 __all__ = ["anomaly_maps"]
 
@@ -103,8 +106,6 @@ def anomaly_maps(detector, X, *, n_steps=32):
     >>> bool(np.allclose(maps.reconstruction_map.sum(axis=(1, 2)), error))
     True
     """
-    from ._detector import GradientAnomalyDetector  # the detector module imports this one
-
     if not isinstance(detector, GradientAnomalyDetector):
         raise TypeError(
             f"detector must be a GradientAnomalyDetector, got {type(detector).__name__}"
@@ -118,35 +119,32 @@ def anomaly_maps(detector, X, *, n_steps=32):
     module = detector.net_.module_
     module.eval()
     device = detector.net_.device
-    dtype = next(iter(module.parameters())).dtype
+    dtype = module.dtype
     term_gradient = _gradient_term_input_gradient(module, detector.beta_)
     reconstruction = np.empty(samples.shape)
     reconstruction_map = np.empty(samples.shape)
     gradient_map = np.empty(samples.shape)
     n_elements = samples[0].size
     # Each row costs n_steps double backward passes through vmap: the default chunk.
-    chunk = detector._checked_score_batch_size()
-    chunk = DEFAULT_CHUNK_ROWS if chunk == "auto" else chunk
-    for rows in progress_chunks(len(samples), chunk, verbose=detector.verbose, desc="anomaly maps"):
-        x = torch.as_tensor(samples[rows], dtype=dtype, device=device)
-        with torch.no_grad():
-            recon = reconstruct(module, x)
-        difference = x - recon
-        path_gradient = torch.zeros_like(x)
-        # functional_call swaps the module's parameters while it runs: threads scoring
-        # or explaining one model take turns.
-        with MODULE_LOCK:
-            for k in range(n_steps):
-                path_gradient += term_gradient(recon + (k + 0.5) / n_steps * difference)
-        reconstruction[rows] = _numpy(recon)
-        reconstruction_map[rows] = _numpy(difference.pow(2)) / n_elements
-        gradient_map[rows] = _numpy(difference * path_gradient) / n_steps
-    bad = ~np.isfinite(reconstruction_map + gradient_map).reshape(len(samples), -1).all(1)
-    if bad.any():
-        raise FloatingPointError(
-            f"the network returned non-finite values for {bad.sum()} of {len(samples)} "
-            f"samples (first: row {np.flatnonzero(bad)[0]}). Check X for extreme values."
-        )
+    chunk = maps_chunk_rows(checked_score_batch_size(detector))
+    with torch_threads(detector.n_threads):
+        for rows in progress_chunks(
+            len(samples), chunk, verbose=detector.verbose, desc="anomaly maps"
+        ):
+            x = torch.as_tensor(samples[rows], dtype=dtype, device=device)
+            with torch.no_grad():
+                recon = reconstruct(module, x)
+            difference = x - recon
+            path_gradient = torch.zeros_like(x)
+            # functional_call swaps the module's parameters while it runs: threads scoring
+            # or explaining one model take turns.
+            with MODULE_LOCK:
+                for k in range(n_steps):
+                    path_gradient += term_gradient(recon + (k + 0.5) / n_steps * difference)
+            reconstruction[rows] = _numpy(recon)
+            reconstruction_map[rows] = _numpy(difference.pow(2)) / n_elements
+            gradient_map[rows] = _numpy(difference * path_gradient) / n_steps
+    check_finite(reconstruction_map + gradient_map, "values", "Check X for extreme values.")
     return Bunch(
         reconstruction=reconstruction.reshape(shape),
         reconstruction_map=reconstruction_map.reshape(shape),
@@ -162,12 +160,7 @@ def _gradient_term_input_gradient(module, beta):
     fixed.update(dict(autoencoder.named_buffers()))
     constrained = {name: fixed[name] for name in names}
     references = module.reference_gradients()
-
-    def error(theta, sample):
-        def call(h):
-            return functional_call(autoencoder, {**fixed, **theta}, (h,))
-
-        return reconstruction_error(reconstruct(call, sample[None]), sample[None])[0]
+    error = functional_error(autoencoder, fixed)
 
     def gradient_term(sample):
         gradients = grad(error)(constrained, sample)

@@ -4,7 +4,6 @@ Both networks expose ``encoder`` and ``decoder`` submodules; by default GradCon
 constrains the weight tensors of the decoder (see :func:`constrained_parameter_names`).
 """
 
-import copy
 import math
 
 import torch
@@ -241,32 +240,30 @@ class GradConModule(nn.Module):
     constrained : {'decoder', 'all'} or list of str, default='decoder'
         Which parameters are constrained; see :func:`constrained_parameter_names`.
     pretext : {None, 'rotation'}, default=None
-        With ``'rotation'``, a rotation classifier beside the autoencoder: a copy of
-        ``autoencoder.encoder`` (``pretext_encoder``, starting from the same weights)
-        and a :class:`~gradient_ad._pretext.PretextHead` on its flattened output
-        (``pretext_head``), sized from a probe of ``input_shape``. Both are part of
-        the module (saved, loaded, moved with it) but not of the autoencoder:
-        ``constrained`` never names them. A separate encoder, because sharing one
-        stalled the reconstruction (see :mod:`gradient_ad._pretext`).
-    input_shape : tuple of int, default=None
-        Shape of one sample; needed with ``pretext``.
+        With ``'rotation'``, the rotation classifier beside the autoencoder
+        (:func:`gradient_ad._pretext.rotation_classifier` builds it): its encoder
+        ``pretext_encoder`` and its head ``pretext_head``. Both are part of the module
+        (saved, loaded, moved with it) but not of the autoencoder: ``constrained``
+        never names them.
+    pretext_encoder, pretext_head : torch.nn.Module, default=None
+        The rotation classifier's parts, with ``pretext``.
     """
 
-    def __init__(self, autoencoder, constrained="decoder", pretext=None, input_shape=None):
+    def __init__(
+        self,
+        autoencoder,
+        constrained="decoder",
+        pretext=None,
+        pretext_encoder=None,
+        pretext_head=None,
+    ):
         super().__init__()
         self.autoencoder = autoencoder
         self.constrained_names = constrained_parameter_names(autoencoder, constrained)
         self.pretext = pretext
         if pretext is not None:
-            from ._pretext import PretextHead, check_pretext_network, code_size
-
-            check_pretext_network(autoencoder, input_shape, pretext)
-            self.pretext_encoder = copy.deepcopy(autoencoder.encoder)
-            parameter = next(autoencoder.parameters())
-            n_inputs = code_size(
-                self.pretext_encoder, input_shape, parameter.dtype, parameter.device
-            )
-            self.pretext_head = PretextHead(n_inputs).to(parameter.device, parameter.dtype)
+            self.pretext_encoder = pretext_encoder
+            self.pretext_head = pretext_head
         params = dict(autoencoder.named_parameters())
         for i, name in enumerate(self.constrained_names):
             self.register_buffer(f"reference_{i}", torch.zeros_like(params[name]))
@@ -281,6 +278,12 @@ class GradConModule(nn.Module):
 
     def reference_gradients(self):
         return [getattr(self, f"reference_{i}") for i in range(len(self.constrained_names))]
+
+    @property
+    def dtype(self):
+        """The dtype the network computes in, which scoring converts inputs to: its
+        reference gradients' (fit checked that all its parameters share it)."""
+        return self.reference_gradients()[0].dtype
 
     @torch.no_grad()
     def update_reference(self, gradients):

@@ -1,11 +1,31 @@
-"""Loading saved detectors, and catching damaged files instead of scoring with them."""
+"""What a saved detector carries: its version, a checksum of its model, and the
+back-fills that let models saved by earlier versions load.
+
+:meth:`GradientAnomalyDetector.__getstate__` and ``__setstate__`` call
+:func:`saved_state` and :func:`loaded_state`; :func:`gradient_ad.load` (in
+:mod:`gradient_ad._loading`) adds clear errors for damaged files. This module imports
+nothing of the package's but its version, so the detector imports it without a cycle.
+"""
 
 import hashlib
+import warnings
 
-import joblib
+import numpy as np
 import torch
 
-__all__ = ["load", "model_digest"]
+from ._version import __version__
+
+__all__ = ["InconsistentVersionWarning", "loaded_state", "model_digest", "saved_state"]
+
+
+class InconsistentVersionWarning(UserWarning):
+    """A model is loaded by a gradient-ad version other than the one that saved it.
+
+    gradient-ad's own warning, about gradient-ad's version. It shares its name, but
+    not its class, with :class:`sklearn.exceptions.InconsistentVersionWarning`, which
+    is about scikit-learn's version: loading a model saved with other versions of both
+    gives both warnings, and filtering one does not silence the other.
+    """
 
 
 def model_digest(net, *numbers):
@@ -25,80 +45,59 @@ def model_digest(net, *numbers):
     return digest.hexdigest()
 
 
-def load(path):
-    """Load a model saved with :func:`joblib.dump` or :mod:`pickle`, with clear errors.
+def saved_state(state):
+    """``state`` (the detector's ``__dict__`` to pickle) with the version and, for a
+    fitted detector, the checksum of what it scores with."""
+    state["_gradient_ad_version"] = __version__
+    if "net_" in state:
+        state["_gradient_ad_sha256"] = model_digest(*_scored_with(state))
+    return state
 
-    A thin wrapper around :func:`joblib.load`: a file that is truncated, damaged or not
-    a saved model raises a :class:`ValueError` that says so (joblib itself raises bare
-    ``EOFError``, ``IndexError`` or ``UnpicklingError`` messages), and a detector whose
-    weights no longer match the checksum saved with them is refused. Loading runs
-    pickled code: only load files you trust.
 
-    Parameters
-    ----------
-    path : str or path-like
-        The file, e.g. written by ``joblib.dump(detector, path)``. It may hold a
-        :class:`~gradient_ad.GradientAnomalyDetector` or anything containing one,
-        such as a :class:`~sklearn.pipeline.Pipeline`.
-
-    Returns
-    -------
-    model : object
-        The loaded object.
-
-    Raises
-    ------
-    ValueError
-        If the file is truncated or damaged, or holds no
-        :class:`~gradient_ad.GradientAnomalyDetector`.
-    OSError
-        If the file cannot be read (e.g. it does not exist).
-
-    Examples
-    --------
-    >>> import joblib, numpy as np, os, tempfile
-    >>> from gradient_ad import GradientAnomalyDetector, load
-    >>> X = np.random.RandomState(0).rand(50, 4)
-    >>> detector = GradientAnomalyDetector(max_epochs=2, random_state=0).fit(X)
-    >>> path = os.path.join(tempfile.mkdtemp(), "detector.joblib")
-    >>> _ = joblib.dump(detector, path)
-    >>> bool((load(path).score_samples(X) == detector.score_samples(X)).all())
-    True
-    """
-    try:
-        model = joblib.load(path)
-    except (OSError, ImportError):
-        raise  # a missing file or package: the message already says what is wrong
-    except Exception as error:
-        raise ValueError(
-            f"could not load a model from {str(path)!r}: the file is truncated, damaged or "
-            f"not a file written by joblib.dump or pickle ({type(error).__name__}: {error}). "
-            "Save the model again, or copy the file again."
-        ) from error
-    if not _holds_detector(model):
-        raise ValueError(
-            f"{str(path)!r} holds a {type(model).__name__}, not a GradientAnomalyDetector "
-            "nor an object containing one (such as a Pipeline): load it with joblib.load "
-            "if that is what you meant."
+def loaded_state(state, class_name):
+    """A pickled ``state`` made ready to load: warns if another version saved it,
+    back-fills what earlier versions did not save, and refuses a model that does not
+    match its checksum."""
+    version = state.get("_gradient_ad_version")
+    if version != __version__:
+        warnings.warn(
+            f"This {class_name} was saved by gradient-ad {version} and is "
+            f"loaded by gradient-ad {__version__}; its behaviour may differ. Refit it "
+            "with this version if you can.",
+            InconsistentVersionWarning,
+            stacklevel=3,  # the caller of pickle.load: this, __setstate__, that caller
         )
-    return model
+    if "net_" in state and "beta_" not in state:
+        state["beta_"] = float(state["beta"])  # saved before beta_ existed
+    # Saved before the reference rule and the collapse guard existed: it was trained
+    # with the reconstruction-only reference and never restarted.
+    state.setdefault("reference", "reconstruction")
+    state.setdefault("max_restarts", 0)
+    # Saved before n_threads existed: torch's thread setting was left alone.
+    state.setdefault("n_threads", None)
+    # Saved before the pretext existed: the paper's method.
+    state.setdefault("pretext", None)
+    state.setdefault("pretext_weight", 1.0)
+    if "net_" in state:
+        state.setdefault("n_restarts_", 0)
+        state.setdefault("reconstruction_spread_", float("nan"))
+        # Saved before the input scale was recorded: scoring keeps that version's
+        # rule (uint8 divided by 255, anything else as it is), unchecked.
+        state.setdefault("input_scale_", None)
+        state.setdefault("input_range_", None)
+    digest = state.pop("_gradient_ad_sha256", None)
+    if digest is not None and model_digest(*_scored_with(state)) != digest:
+        raise ValueError(
+            f"the model of this {class_name} does not match the checksum saved "
+            "with it: the file is damaged. Save the model again, or copy the file again."
+        )
+    return state
 
 
-def _holds_detector(obj, depth=0, seen=None):
-    """Whether ``obj`` is a detector or holds one: in a Pipeline's steps, a search's
-    ``best_estimator_``, a list or dict, or any other object's attributes."""
-    from ._detector import GradientAnomalyDetector  # it imports this module
-
-    if isinstance(obj, GradientAnomalyDetector):
-        return True
-    seen = set() if seen is None else seen
-    if depth > 10 or id(obj) in seen or isinstance(obj, (str, bytes, torch.Tensor)):
-        return False
-    seen.add(id(obj))
-    if isinstance(obj, dict):
-        children = obj.values()
-    elif isinstance(obj, (list, tuple, set, frozenset)):
-        children = obj
-    else:
-        children = getattr(obj, "__dict__", {}).values()
-    return any(_holds_detector(child, depth + 1, seen) for child in children)
+def _scored_with(state):
+    numbers = [state["beta_"], state["offset_"]]
+    if state.get("pretext") is not None:
+        # What the pretext's combined score is calibrated with is part of the model too.
+        for name in ("rotation_targets_", "term_means_", "term_scales_"):
+            numbers += np.ravel(state[name]).tolist()
+    return state["net_"], *numbers

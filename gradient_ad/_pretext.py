@@ -30,16 +30,18 @@ For a sample ``x`` with the four rotated copies ``x_r = rot90(x, r)``, codes
   materialising per-sample gradients.
 """
 
+import copy
 import math
 from collections import namedtuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._gradcon import cosines_from_terms
-from ._scoring.batches import _chunked, _route
+from ._gradcon import check_finite, cosines_from_terms
+from ._scoring.batches import planned_terms
 from ._scoring.layers import rule_for
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "pretext_logits",
     "pretext_terms",
     "rotate",
+    "rotation_classifier",
     "score_terms",
     "training_loss",
 ]
@@ -111,6 +114,17 @@ def check_pretext_network(autoencoder, shape, pretext="rotation"):
             "submodule. Give the network an `encoder` attribute (a torch.nn.Module mapping "
             "a batch of images to codes), or use pretext=None."
         )
+
+
+def rotation_classifier(autoencoder, shape, pretext="rotation"):
+    """The rotation classifier's encoder (a copy of ``autoencoder.encoder``, same
+    weights) and head (sized from a probe of one ``shape`` sample), on the
+    autoencoder's device and dtype; refuses a network the head cannot read."""
+    check_pretext_network(autoencoder, shape, pretext)
+    encoder = copy.deepcopy(autoencoder.encoder)
+    parameter = next(autoencoder.parameters())
+    n_inputs = code_size(encoder, shape, parameter.dtype, parameter.device)
+    return encoder, PretextHead(n_inputs).to(parameter.device, parameter.dtype)
 
 
 def code_size(encoder, shape, dtype, device):
@@ -228,9 +242,9 @@ def calibrated_targets(probabilities):
 def score_terms(module, X, batch_size, device, targets, verbose=0):
     """Every per-sample term of a module with a pretext head, rows at once.
 
-    Chunks and padding as :func:`gradient_ad._scoring.score_terms` (a sample's terms do
-    not depend on the rows it is scored with); the GradCon terms come from the same
-    route.
+    Chunks, padding and precision as :func:`gradient_ad._scoring.score_terms` (through
+    :func:`~gradient_ad._scoring.batches.planned_terms`); the GradCon terms come from
+    the same route.
 
     Parameters
     ----------
@@ -250,20 +264,26 @@ def score_terms(module, X, batch_size, device, targets, verbose=0):
     layer_alignments : ndarray of shape (n_samples, n_constrained)
     probabilities : ndarray of shape (n_samples, 4, 4)
     """
-    references = module.reference_gradients()
-    shapes = [(), (), (), (), (len(references),), (N_ROTATIONS, N_ROTATIONS)]
+    n_tensors = len(module.constrained_names)
+    shapes = [(), (), (), (), (n_tensors,), (N_ROTATIONS, N_ROTATIONS)]
     if not len(X):
         return tuple(np.empty((0, *shape)) for shape in shapes)
-    route, batch_size = _route(module, X, batch_size, device, None, "auto")
-    targets = targets.to(device, references[0].dtype)
+    targets = torch.as_tensor(targets)
 
-    def terms(chunk):
-        error, dots, norms, _ = route.layer_terms(chunk)
-        cosines = cosines_from_terms(dots, norms, references)
-        loss, log_norm, probabilities = pretext_terms(module, chunk, targets)
-        return error, cosines.mean(0), loss, log_norm, cosines.T, probabilities
+    def terms(route):
+        # A small call's route scores a float64 copy of the module: use its tensors.
+        scored = route.module
+        route_targets = targets.to(device, scored.dtype)
 
-    return _chunked(X, batch_size, terms, shapes, module, device, verbose)
+        def of(chunk):
+            result = route.layer_terms(chunk)
+            cosines = cosines_from_terms(result.dots, result.norms, route.references)
+            loss, log_norm, probabilities = pretext_terms(scored, chunk, route_targets)
+            return result.error, cosines.mean(0), loss, log_norm, cosines.T, probabilities
+
+        return of
+
+    return planned_terms(module, X, batch_size, device, shapes, terms, verbose)
 
 
 # The terms whose standardised sum is the detector's score with a pretext: the
@@ -318,3 +338,43 @@ def combined_score(components, means, scales):
     """The anomaly score (higher = more abnormal): the sum of the combined terms, each
     standardised with the normal samples' ``means`` and ``scales``."""
     return ((_combined_columns(components) - means) / scales).sum(1)
+
+
+# -- the detector's hooks ----------------------------------------------------------------
+
+
+class Calibration(NamedTuple):
+    """What a detector with a pretext fits on held-out normal rows."""
+
+    rotation_targets: np.ndarray  # (4, 4)
+    term_means: np.ndarray  # (len(COMBINED_TERMS),)
+    term_scales: np.ndarray  # (len(COMBINED_TERMS),)
+
+
+def detector_components(net, X, targets, batch_size, verbose, per_layer=False, of="X"):
+    """:class:`PretextComponents` (or :class:`PretextLayerComponents`) of ``X``, each
+    term checked finite (``of`` names the samples in the error)."""
+    parts = score_terms(net.module_, X, batch_size, net.device, targets, verbose)
+    check_finite(np.stack(parts[:4], 1), "scores", _NON_FINITE_ADVICE, of=of)
+    if per_layer:
+        return PretextLayerComponents(*parts[:5])
+    return PretextComponents(*parts[:4])
+
+
+def calibrate(net, held_out, batch_size, verbose):
+    """The calibrated rotation targets and the standardisation of the combined terms,
+    from the held-out normal rows; and those rows' components."""
+    module = net.module_
+    one_hot = one_hot_targets(module.dtype)
+    probabilities = score_terms(module, held_out, batch_size, net.device, one_hot, verbose)[5]
+    targets = calibrated_targets(torch.as_tensor(probabilities))
+    components = detector_components(
+        net, held_out, targets, batch_size, verbose, of="the training data"
+    )
+    means, scales = fit_standardisation(components)
+    return Calibration(targets.numpy(), means, scales), components
+
+
+_NON_FINITE_ADVICE = (
+    "Check X for extreme values, scale the features (e.g. StandardScaler) or lower lr."
+)

@@ -50,13 +50,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
 from . import datasets
-from ._detector import (
-    GradientAnomalyDetector,
-    _check_layer_sizes,
-    _check_net_params,
-    _resolve_device,
-)
+from ._detector import GradientAnomalyDetector
 from ._gradcon import anomaly_score
+from ._settings import check_settings
 
 DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10", "odds")
 GRADCON_SCORES = (
@@ -537,11 +533,7 @@ def _check_detector_params(params):
         except TypeError as error:  # an unknown parameter name
             raise ValueError(f"--set: {error}") from None
         detector._validate_params()
-        _check_net_params(detector.net_params or {})
-        _check_layer_sizes("conv_channels", detector.conv_channels)
-        if detector.hidden_sizes != "auto":
-            _check_layer_sizes("hidden_sizes", detector.hidden_sizes)
-        _resolve_device(detector.device)
+        check_settings(detector)
 
 
 def _check_out(out):

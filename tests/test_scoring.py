@@ -8,14 +8,17 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from gradient_ad import ConvAutoencoder, MLPAutoencoder
-from gradient_ad._inputs import to_samples
-from gradient_ad._modules import GradConModule
-from gradient_ad._scoring import (
+from gradient_ad import _chunks as chunks
+from gradient_ad._chunks import (
     CONV_CHUNK_ROWS,
     DEFAULT_CHUNK_ROWS,
     MLP_CHUNK_ROWS,
-    choose_route,
     default_chunk_rows,
+)
+from gradient_ad._inputs import to_samples
+from gradient_ad._modules import GradConModule
+from gradient_ad._scoring import (
+    choose_route,
     per_sample_terms,
     refusals,
     routes,
@@ -226,7 +229,7 @@ def test_chunks_are_capped_where_larger_ones_cost_more(monkeypatch):
     assert _chunk_rows(mlp, shape, "auto", "cpu") == MLP_CHUNK_ROWS
     fallback, shape = _module("fallback", torch.float32)  # the vmap route
     n_weights = sum(r.numel() for r in fallback.reference_gradients())
-    monkeypatch.setattr(routes, "VMAP_CHUNK_ELEMENTS", 10 * n_weights)
+    monkeypatch.setattr(chunks, "VMAP_CHUNK_ELEMENTS", 10 * n_weights)
     assert _chunk_rows(fallback, shape, 4096, "cpu") == 10
     assert _chunk_rows(fallback, shape, "auto", "cpu") == 10
 
@@ -237,7 +240,7 @@ def test_vmap_cap_holds_for_the_package_network_off_the_chain_route(monkeypatch)
     torch.manual_seed(0)
     module = GradConModule(ConvAutoencoder((1, 16, 16), (4, 4, 6)), ["decoder.0.bias"])
     n_weights = sum(r.numel() for r in module.reference_gradients())
-    monkeypatch.setattr(routes, "VMAP_CHUNK_ELEMENTS", 3 * n_weights)
+    monkeypatch.setattr(chunks, "VMAP_CHUNK_ELEMENTS", 3 * n_weights)
     assert _chunk_rows(module, (1, 16, 16), 1024, "cpu") == 3
 
 
@@ -247,7 +250,7 @@ def test_vmap_route_caps_the_rows_it_materialises(monkeypatch):
     x = torch.rand(10, *shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     whole = per_sample_terms(module, x, "vmap")
     n_weights = sum(r.numel() for r in module.reference_gradients())
-    monkeypatch.setattr(routes, "VMAP_CHUNK_ELEMENTS", 3 * n_weights)
+    monkeypatch.setattr(chunks, "VMAP_CHUNK_ELEMENTS", 3 * n_weights)
     seen = []
     original = routes.VmapRoute._terms
     monkeypatch.setattr(

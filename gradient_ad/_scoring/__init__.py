@@ -11,40 +11,42 @@ them for a whole chunk of samples at once:
 - :mod:`.usage`: which operations receive each constrained tensor, so that a tied
   weight or an overridden ``forward`` cannot fool the fast routes;
 - :mod:`.routes`: the ``chain``, ``hooks`` and ``vmap`` routes, each with its
-  eligibility test and chunk cap;
-- :mod:`.batches`: chunking, padding and the choice of route for a scoring call.
+  eligibility test and chunk cap (the caps' numbers are in :mod:`gradient_ad._chunks`);
+- :mod:`.batches`: chunking, padding and the choice of route for a scoring call
+  (small calls unpadded in float64, larger ones in padded chunks);
+- :mod:`.precision`: the float64 copy of a network that small calls are scored with.
 
 ``docs/performance.rst`` has the measurements behind the choices.
 """
 
 from .batches import (
-    DEFAULT_CHUNK_ROWS,
-    MLP_CHUNK_ROWS,
-    default_chunk_rows,
+    ChunkPlan,
+    LayerTerms,
+    ScoreTerms,
+    chunk_plan,
     layer_terms,
+    padded_calls,
     per_sample_terms,
+    planned_terms,
+    route_chunk_rows,
     score_terms,
 )
-from .routes import (
-    CONV_CHUNK_ROWS,
-    MODULE_LOCK,
-    ROUTES,
-    VMAP_CHUNK_ELEMENTS,
-    choose_route,
-    refusals,
-)
+from .routes import MODULE_LOCK, ROUTES, RouteTerms, choose_route, refusals
 
 __all__ = [
-    "CONV_CHUNK_ROWS",
-    "DEFAULT_CHUNK_ROWS",
-    "MLP_CHUNK_ROWS",
     "MODULE_LOCK",
     "ROUTES",
-    "VMAP_CHUNK_ELEMENTS",
+    "ChunkPlan",
+    "LayerTerms",
+    "RouteTerms",
+    "ScoreTerms",
     "choose_route",
-    "default_chunk_rows",
+    "chunk_plan",
     "layer_terms",
+    "padded_calls",
     "per_sample_terms",
+    "planned_terms",
     "refusals",
+    "route_chunk_rows",
     "score_terms",
 ]

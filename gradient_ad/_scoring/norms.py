@@ -14,6 +14,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+# Per-sample temporaries are built WORKSPACE_ELEMENTS at a time (a rule of _chunks).
+from .._chunks import WORKSPACE_ELEMENTS
+
 __all__ = [
     "NORM_METHODS",
     "factored_terms",
@@ -24,10 +27,6 @@ __all__ = [
 ]
 
 NORM_METHODS = ("auto", "materialised", "gram", "polyphase")
-
-# Per-sample temporaries (unfolded patches, gradients) are built a few rows at a time:
-# kept small they stay in cache and are not page-faulted in afresh for every chunk.
-WORKSPACE_ELEMENTS = 2**20
 
 
 def gram_is_cheaper(m, n_positions, n_weights):

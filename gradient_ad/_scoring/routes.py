@@ -22,30 +22,25 @@ scoring call.
 """
 
 import threading
+from typing import NamedTuple
 
 import torch
 from torch.func import functional_call, grad, vmap
 
-from .._gradcon import alignment_from_terms, reconstruct, reconstruction_error
+from .._chunks import conv_chunk_cap, vmap_chunk_rows
+from .._gradcon import alignment_from_terms, functional_error, reconstruct, reconstruction_error
 from .._modules import ConvAutoencoder, MLPAutoencoder
 from .layers import rule_for, unsupported
 from .norms import NORM_METHODS
 from .usage import describe, weight_uses
 
 __all__ = [
-    "CONV_CHUNK_ROWS",
     "MODULE_LOCK",
     "ROUTES",
-    "VMAP_CHUNK_ELEMENTS",
+    "RouteTerms",
     "choose_route",
     "refusals",
 ]
-
-# Measured with benchmarks/bench_chunks.py on a 2-core CPU: the reference network on
-# 28 x 28 images scores fastest per row in chunks of 256-512 rows.
-CONV_CHUNK_ROWS = 256
-# The vmap route holds ``rows x constrained weights`` gradient values at once.
-VMAP_CHUNK_ELEMENTS = 2**24
 
 # The hooks and vmap routes change the module while they run (forward hooks,
 # functional_call's parameter swap): threads scoring one model take turns.
@@ -75,6 +70,15 @@ def _used_once_by_its_layer(module, uses):
                 f"layer's {rule_for(owner).weight_function.__name__}"
             )
     return None
+
+
+class RouteTerms(NamedTuple):
+    """What a route computes for a batch of ``n`` rows and ``L`` constrained tensors."""
+
+    error: torch.Tensor  # e_i, (n,)
+    dots: torch.Tensor  # <de_i/dW_l, gbar_l>, (L, n)
+    norms: torch.Tensor  # ||de_i/dW_l||, (L, n)
+    projections: torch.Tensor | None  # with directions (L, n, P), else None
 
 
 class Route:
@@ -116,13 +120,15 @@ class Route:
 
     def __call__(self, x):
         """``(e_i, mean_l cos(de_i/dW_l, gbar_l))`` of each sample of ``x``."""
-        error, dots, norms, _ = self.layer_terms(x)
-        return error, alignment_from_terms(list(zip(dots, norms)), self.references)
+        terms = self.layer_terms(x)
+        pairs = list(zip(terms.dots, terms.norms))
+        return terms.error, alignment_from_terms(pairs, self.references)
 
     def layer_terms(self, x):
-        """``e_i`` ``(n,)``; ``<de_i/dW_l, gbar_l>`` and ``||de_i/dW_l||``, ``(L, n)``
-        for the ``L`` constrained tensors; and the gradients paired with the
-        ``directions`` ``(L, n, P)`` (``None`` without directions)."""
+        """The :class:`RouteTerms` of the batch ``x``: ``e_i`` ``(n,)``;
+        ``<de_i/dW_l, gbar_l>`` and ``||de_i/dW_l||``, ``(L, n)`` for the ``L``
+        constrained tensors; and the gradients paired with the ``directions``
+        ``(L, n, P)`` (``None`` without directions)."""
         raise NotImplementedError
 
     def _projections(self, pairs):
@@ -167,10 +173,7 @@ class ChainRoute(Route):
                 self.steps.append((layer, rule, reference, prepared))
 
     def chunk_rows(self, batch_size, device):
-        # The convolutional network's activations outgrow the CPU's caches beyond this.
-        if self.conv and torch.device(device).type == "cpu":
-            return min(batch_size, CONV_CHUNK_ROWS)
-        return batch_size
+        return conv_chunk_cap(batch_size, device) if self.conv else batch_size
 
     def layer_terms(self, x):
         with torch.no_grad():
@@ -208,7 +211,7 @@ class ChainRoute(Route):
                     layer, inputs[i], delta, reference, i > 0, prepared, self.norms
                 )
             dots, norms = (torch.stack(t) for t in zip(*(terms[id(o)] for o in self.owners)))
-            return (
+            return RouteTerms(
                 error,
                 dots,
                 norms,
@@ -268,7 +271,7 @@ class HookRoute(Route):
                 ]
             )
         dots, norms = (torch.stack(t) for t in zip(*terms))
-        return error.detach(), dots, norms, projections
+        return RouteTerms(error.detach(), dots, norms, projections)
 
 
 class _NotOnce(Exception):
@@ -327,7 +330,7 @@ class VmapRoute(Route):
     def __init__(self, module, norms="auto", directions=None):
         super().__init__(module, norms, directions)
         n_weights = sum(r.numel() for r in self.references)
-        self.rows = max(1, VMAP_CHUNK_ELEMENTS // n_weights)
+        self.rows = vmap_chunk_rows(n_weights)
 
     def chunk_rows(self, batch_size, device):
         return min(batch_size, self.rows)
@@ -338,9 +341,15 @@ class VmapRoute(Route):
 
     def _layer_terms(self, x):
         parts = [self._terms(x[start : start + self.rows]) for start in range(0, len(x), self.rows)]
-        error, dots, norms, projections = zip(*parts)
-        projections = None if self.directions is None else torch.cat(projections, 1)
-        return torch.cat(error), torch.cat(dots, 1), torch.cat(norms, 1), projections
+        projections = None
+        if self.directions is not None:
+            projections = torch.cat([part.projections for part in parts], 1)
+        return RouteTerms(
+            torch.cat([part.error for part in parts]),
+            torch.cat([part.dots for part in parts], 1),
+            torch.cat([part.norms for part in parts], 1),
+            projections,
+        )
 
     def _terms(self, x):
         autoencoder = self.module.autoencoder
@@ -349,12 +358,10 @@ class VmapRoute(Route):
         frozen = {name: p.detach() for name, p in params.items() if name not in names}
         frozen.update(dict(autoencoder.named_buffers()))
         constrained = {name: params[name].detach() for name in names}
+        error_of = functional_error(autoencoder, frozen)
 
         def error_of_one(theta, sample):
-            def call(h):
-                return functional_call(autoencoder, {**frozen, **theta}, (h,))
-
-            error = reconstruction_error(reconstruct(call, sample[None]), sample[None])[0]
+            error = error_of(theta, sample)
             return error, error
 
         per_sample = vmap(grad(error_of_one, has_aux=True), in_dims=(None, 0))
@@ -366,7 +373,7 @@ class VmapRoute(Route):
         projections = None
         if self.directions is not None:
             projections = torch.stack([g @ d.flatten(1).T for g, d in zip(flat, self.directions)])
-        return error.detach(), dots, norms, projections
+        return RouteTerms(error.detach(), dots, norms, projections)
 
 
 ROUTES = {route.name: route for route in (ChainRoute, HookRoute, VmapRoute)}

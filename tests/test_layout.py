@@ -1,0 +1,137 @@
+"""The package's layout rules (docs/layout.rst), checked on its source with ``ast``:
+no module imports another's private name, and the modules import each other without
+a cycle (also through imports inside functions)."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import gradient_ad
+
+PACKAGE = Path(gradient_ad.__file__).resolve().parent
+ROOT = "gradient_ad"
+
+
+def _module_name(path):
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _is_package(name):
+    return MODULES[name].name == "__init__.py"
+
+
+def _imports(name, source_text=None):
+    """``(line, module imported, names imported from it)`` for every import of the
+    package's own modules in module ``name`` (or in ``source_text`` as if it were that
+    module), wherever the statement is."""
+    tree = ast.parse(MODULES[name].read_text() if source_text is None else source_text)
+    package = name if _is_package(name) else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module
+            found.append((node.lineno, source, [alias.name for alias in node.names]))
+    return [(line, source, names) for line, source, names in found if source.split(".")[0] == ROOT]
+
+
+def _private(name):
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _private_imports(name, source_text=None):
+    # Private modules (from ._scoring import ...) are fine; their private names are not.
+    return [
+        f"line {line}: {imported} from {source}"
+        for line, source, names in _imports(name, source_text)
+        for imported in names
+        if _private(imported) and f"{source}.{imported}" not in MODULES
+    ]
+
+
+def test_the_checks_see_the_package_and_private_names():
+    assert {"gradient_ad._detector", "gradient_ad._scoring.routes"} <= set(MODULES)
+    norms = [(source, names) for _, source, names in _imports("gradient_ad._scoring.norms")]
+    assert ("gradient_ad._chunks", ["WORKSPACE_ELEMENTS"]) in norms
+    # What benchmark.py once did, and what is fine.
+    text = "from ._detector import GradientAnomalyDetector, _check_net_params\n"
+    assert _private_imports("gradient_ad.benchmark", text) == [
+        "line 1: _check_net_params from gradient_ad._detector"
+    ]
+    text = "from . import _chunks\nfrom ._version import __version__\nfrom ._x import y\n"
+    assert _private_imports("gradient_ad.benchmark", text) == []
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_no_private_name_is_imported_from_another_module(name):
+    offending = _private_imports(name)
+    assert not offending, f"{name} imports private names: {offending}"
+
+
+def _graph():
+    """Module -> the package's modules it imports (a name imported from a package is
+    an edge to its submodule when there is one, else to the package)."""
+    graph = {}
+    for name in MODULES:
+        edges = set()
+        for _, source, names in _imports(name):
+            if source not in MODULES:
+                continue
+            submodules = [f"{source}.{n}" for n in names if f"{source}.{n}" in MODULES]
+            if submodules:
+                edges.update(submodules)
+            if not names or len(submodules) < len(names):
+                edges.add(source)
+        graph[name] = edges - {name}
+    return graph
+
+
+def _cycle(graph):
+    """One import cycle as a list of modules, or None."""
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                return stack[stack.index(nxt) :] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        state[node] = "done"
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_no_import_cycle():
+    graph = _graph()
+    # A package's __init__ imports its submodules; a submodule's import of the package
+    # itself (from gradient_ad import X) would close a cycle and is caught too.
+    assert "gradient_ad._chunks" in graph["gradient_ad._detector"]
+    cycle = _cycle(graph)
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
