@@ -21,6 +21,13 @@ SHORT = {
     "autoencoder": "AE (alpha=0)",
     "isolation_forest": "IForest",
     "one_class_svm": "OC-SVM",
+    "pretext": "pretext",
+    "pretext_reconstruction": "recon. (pretext net)",
+    "pretext_alignment": "alignment (pretext net)",
+    "pretext_rotation_loss": "rotation loss",
+    "pretext_rotation_gradient": "rotation gradient",
+    "knn": "kNN",
+    "lof": "LOF",
 }
 
 

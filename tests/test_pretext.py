@@ -356,3 +356,20 @@ def test_rotation_pretext_detects_symmetric_and_asymmetric_digits(digit_images):
         labels = np.r_[np.ones(len(test)), np.zeros(len(others))]
         auroc = roc_auc_score(labels, detector.score_samples(X_test))
         assert auroc >= threshold, (normal, auroc)
+
+
+def test_a_small_call_agrees_with_a_large_one(digit_images):
+    # A call of a few rows runs unpadded in float64 on a copy of the network (rotation
+    # classifier included); a large one in padded float32 chunks.
+    X, y = digit_images
+    detector = _fit(X[y == 9][:120])
+    large = detector.score_components(X[:300])
+    small = detector.score_components(X[:3])
+    for got, expected in zip(small, large):
+        np.testing.assert_allclose(got, expected[:3], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        detector.rotation_probabilities(X[:3]),
+        detector.rotation_probabilities(X[:300])[:3],
+        rtol=1e-4,
+        atol=1e-6,
+    )
