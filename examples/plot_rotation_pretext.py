@@ -1,7 +1,7 @@
 """
-=====================================================
+======================================================
 Which way up? The rotation pretext on one-class digits
-=====================================================
+======================================================
 
 With ``pretext='rotation'`` the detector's network also learns to tell which of the
 four 90-degree rotations was applied to a training image. Trained on one class only, it
@@ -11,8 +11,9 @@ the reconstruction error, each standardised on held-out normal images (see
 :ref:`user_guide`).
 
 Here 7 is the normal digit: a 7 turned by 90, 180 or 270 degrees does not look like a
-7, so the task is learnt well. The figure shows, for a held-out 7 and for a 4, the
-probability the network gives to the rotation that was actually applied.
+7, so the task is learnt well. The figure shows, for a held-out 7 and for an image of
+another digit, the probability the network gives to the rotation actually applied: the
+7 is read correctly whichever way it is turned, the other digit is not.
 """
 
 # %%
