@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
+from sklearn.neighbors import NearestNeighbors
 from skorch.callbacks import Callback
 
 from gradient_ad import GradientAnomalyDetector
@@ -76,7 +77,7 @@ def terms_of(module, X, targets_cal=None):
     return out, probabilities
 
 
-def evaluate(module, X_held, X_valid, y_valid):
+def evaluate(module, X_held, X_valid, y_valid, X_train=None):
     dtype = module.reference_gradients()[0].dtype
     _, probabilities = terms_of(module, X_held)
     targets = calibrated_targets(probabilities).to(dtype)
@@ -98,6 +99,23 @@ def evaluate(module, X_held, X_valid, y_valid):
         cov = np.cov(H, rowvar=False) + 1e-6 * np.eye(len(keys))
         d = V - mu
         scores["gauss:" + name] = np.einsum("ij,jk,ik->i", d, np.linalg.inv(cov), d)
+    if X_train is not None:
+        # A lead (--knn): the raw-pixel kNN distance as a fifth standardised term, the
+        # neighbours being the training rows outside the held-out slice.
+        held_rows = {r.tobytes() for r in X_held}
+        fit_rows = np.array([r for r in X_train if r.tobytes() not in held_rows])
+        knn = NearestNeighbors(n_neighbors=5).fit(fit_rows.reshape(len(fit_rows), -1))
+        held["knn"], valid["knn"] = (
+            knn.kneighbors(X.reshape(len(X), -1))[0].mean(1) for X in (X_held, X_valid)
+        )
+        scores["knn"] = valid["knn"]
+        for name, keys in {
+            "rec+align+ce_cal+hg_cal+knn": ("rec", "align", "ce_cal", "hg_cal", "knn"),
+            "rec+ce_cal+hg_cal+knn": ("rec", "ce_cal", "hg_cal", "knn"),
+        }.items():
+            scores["z:" + name] = sum(
+                (valid[k] - held[k].mean()) / (held[k].std() + 1e-12) for k in keys
+            )
     record = {k: round(float(roc_auc_score(y_valid, v)), 4) for k, v in scores.items()}
     record["diag_targets"] = [round(float(v), 3) for v in torch.diagonal(targets).tolist()]
     return record
@@ -164,6 +182,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--every", type=int, default=5)
     parser.add_argument("--set", nargs="*", default=[], help="extra detector params KEY=VALUE")
+    parser.add_argument("--knn", action="store_true", help="also a raw-pixel kNN term (lead)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     extra = {k: eval(v) for k, v in (item.split("=", 1) for item in args.set)}
@@ -208,7 +227,13 @@ def main(argv=None):
                 **extra,
             ).fit(X)
             seconds = time.perf_counter() - start
-            record = evaluate(detector.net_.module_, held, X_valid, split.y_valid)
+            record = evaluate(
+                detector.net_.module_,
+                held,
+                X_valid,
+                split.y_valid,
+                as_float(X) if args.knn else None,
+            )
             log(
                 {
                     "epoch": "final",
