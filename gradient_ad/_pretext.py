@@ -130,8 +130,17 @@ def rotation_classifier(autoencoder, shape, pretext="rotation"):
 def code_size(encoder, shape, dtype, device):
     """Number of values in the flattened code of one sample, from a probe forward."""
     probe = torch.zeros((2, *shape), dtype=dtype, device=device)
-    with torch.no_grad():
-        code = encoder(probe)
+    try:
+        with torch.no_grad():
+            code = encoder(probe)
+    except Exception as error:
+        # The package's MLP flattens images in its forward, not in its encoder.
+        raise ValueError(
+            "the rotation classifier feeds the network's `encoder` a batch of images of "
+            f"shape (n, *{shape}), which it cannot take ({type(error).__name__}: {error}). "
+            "Use the convolutional network (network='conv' or 'auto'), or an encoder that "
+            "takes image batches."
+        ) from error
     if not isinstance(code, torch.Tensor) or code.ndim < 2 or len(code) != 2:
         got = tuple(code.shape) if isinstance(code, torch.Tensor) else type(code).__name__
         raise ValueError(

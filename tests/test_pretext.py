@@ -236,10 +236,15 @@ class _Pair(nn.Module):
 
 @pytest.mark.parametrize(
     "network, message",
-    [(_NoEncoder, "has no `encoder` submodule"), (_TupleEncoder, "must map a batch of n images")],
+    [
+        (_NoEncoder, "has no `encoder` submodule"),
+        (_TupleEncoder, "must map a batch of n images"),
+        ("mlp", "cannot take .*network='conv'"),
+    ],
 )
 def test_user_networks_the_head_cannot_read_are_refused_before_training(network, message):
-    detector = GradientAnomalyDetector(pretext="rotation", network=network(), max_epochs=2)
+    network = network if isinstance(network, str) else network()
+    detector = GradientAnomalyDetector(pretext="rotation", network=network, max_epochs=2)
     with pytest.raises(ValueError, match=message):
         detector.fit(np.random.RandomState(0).rand(30, 8, 8).astype(np.float32))
     assert not hasattr(detector, "net_")
