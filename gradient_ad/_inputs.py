@@ -4,6 +4,7 @@ import math
 import numbers
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils.validation import validate_data
 
 __all__ = ["sample_shape", "to_samples"]
@@ -166,6 +167,77 @@ def _check_channels_last(X, fitted_shape):
         )
 
 
+def _image_text(shape):
+    """``'images of 16 x 16 pixels'`` or ``'images of 3 channels of 8 x 8 pixels'``."""
+    channels, height, width = shape
+    of = f"{channels} channels of " if channels != 1 else ""
+    return f"images of {of}{height} x {width} pixels"
+
+
+def _fitted_layout(estimator, X):
+    """At scoring, ``X`` in the layout the model was fitted on, or a ``ValueError``
+    worded in the fitted images' terms, before scikit-learn counts ``X.shape[1]``.
+
+    An image model of shape ``(C, H, W)`` accepts ``(n, C, H, W)``, ``(n, H, W)`` when
+    ``C == 1`` (both train the same network) and flat rows of ``C * H * W`` values when
+    it was fitted on flat rows or with ``input_shape``, which declares how a row reads
+    as an image. Without ``input_shape`` a model fitted on images refuses flat rows: a
+    pixel order was never agreed (rows flattened from channels-last images would be
+    scored silently wrong). ``X`` is reshaped (a view for contiguous arrays) to the
+    layout seen in ``fit``, whose second axis is ``n_features_in_``.
+    """
+    shape = getattr(X, "shape", None)
+    fitted = tuple(estimator.input_shape_)
+    n_features = getattr(estimator, "n_features_in_", None)
+    if shape is None or n_features is None or not 2 <= len(shape) <= 4:
+        return X  # scikit-learn (or to_samples) converts and checks other input
+    per_sample = tuple(shape[1:])
+    name = type(estimator).__name__
+    if len(fitted) == 1:
+        if len(per_sample) > 1:
+            raise ValueError(
+                f"X has shape {tuple(shape)}, but this {name} was fitted on a table of "
+                f"{fitted[0]} features: pass X as (n_samples, {fitted[0]})."
+            )
+        return X  # scikit-learn checks the number of features
+    size = math.prod(fitted)
+    equivalent = [fitted, fitted[1:], (size,)] if fitted[0] == 1 else [fitted, (size,)]
+    seen = next((layout for layout in equivalent if layout[0] == n_features), fitted)
+    accepted = [layout for layout in equivalent if len(layout) > 1]
+    if estimator.input_shape is not None or seen == (size,):
+        accepted.append((size,))
+    if per_sample in accepted:
+        if per_sample == seen or sp.issparse(X):
+            return X  # scikit-learn refuses sparse input with its own message
+        return np.reshape(np.asarray(X), (shape[0], *seen))
+    images = _image_text(fitted)
+    simplest = ", ".join(map(str, fitted[1:] if fitted[0] == 1 else fitted))
+    forms = " or ".join(f"(n, {', '.join(map(str, layout))})" for layout in accepted)
+    if per_sample == (size,):
+        fix = (
+            f"If each row holds an image's pixels in row-major order, pass "
+            f"X.reshape(-1, {simplest}); to score flat rows, fit on them with "
+            f"input_shape=({simplest})."
+        )
+    elif len(per_sample) == 1:
+        fix = f"Pass the images as {forms}."
+    elif math.prod(per_sample) == size:
+        fix = f"If they hold the same pixels in that order, pass X.reshape(-1, {simplest})."
+    else:
+        channels = per_sample[0] if len(per_sample) == 3 else 1
+        if per_sample[-2:] == fitted[1:]:
+            fix = f"X has {channels} channel(s); the model was fitted on {fitted[0]}."
+        else:
+            fix = (
+                "The network's input size is fixed: resize or crop the images to "
+                f"{fitted[1]} x {fitted[2]}, or fit a model on images of this size."
+            )
+    raise ValueError(
+        f"X has shape {tuple(shape)}, but this {name} was fitted on {images}: it scores X "
+        f"of shape {forms}. {fix}"
+    )
+
+
 def _input_scale(estimator, X, reset):
     """The divisor of X (``None``: as it is), after checking X against the fitted rule.
 
@@ -225,6 +297,7 @@ def to_samples(estimator, X, *, reset, stream=False):
     _check_columns(X)
     if not reset:
         _check_channels_last(X, estimator.input_shape_)
+        X = _fitted_layout(estimator, X)
     X = validate_data(
         estimator,
         X,
