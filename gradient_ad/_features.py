@@ -151,9 +151,9 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
         dtype = net.module_.dtype
         directions = None
         if self.n_projections:
-            directions = [
-                torch.as_tensor(d, dtype=dtype, device=net.device) for d in self.directions_
-            ]
+            # torch.tensor copies: directions loaded read-only (joblib's mmap_mode='r')
+            # would make torch.as_tensor warn that the array is not writable.
+            directions = [torch.tensor(d, dtype=dtype, device=net.device) for d in self.directions_]
         terms = layer_terms(
             net.module_,
             samples,
