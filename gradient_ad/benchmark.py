@@ -54,6 +54,18 @@ GRADCON_SCORES = (
 )
 METHODS = (*GRADCON_SCORES, "autoencoder", "isolation_forest", "one_class_svm")
 FITTED = ("gradcon", "autoencoder", "isolation_forest", "one_class_svm")
+# Column headers of the printed table: README's where README shows the method.
+LABELS = {
+    "gradcon": "GradCon",
+    "gradcon_reconstruction": "recon. same net",
+    "gradcon_gradient": "gradient same net",
+    "gradcon_standardized": "beta='auto'",
+    "autoencoder": "autoencoder",
+    "isolation_forest": "IForest",
+    "one_class_svm": "OC-SVM",
+}
+# README's rows are means over three seeds; the command reproduces them by default.
+DEFAULT_SEEDS = (0, 1, 2)
 
 
 # -- tasks ----------------------------------------------------------------------------
@@ -353,15 +365,34 @@ def summarize(rows, value="auroc"):
 
 
 def format_table(rows, value="auroc"):
-    """:func:`summarize` as text, one ``mean +/- std`` cell per method."""
+    """:func:`summarize` as text, columns headed as in README's table.
+
+    A cell is the mean over seeds, ``mean +/- std`` with two seeds or more (one seed
+    has no spread to show).
+    """
     table = summarize(rows, value)
     methods = list(dict.fromkeys(m for m, _ in table.columns))
-    width = max(16, *(len(m) for m in methods))
-    lines = ["task".ljust(12) + "".join(m.rjust(width + 2) for m in methods)]
+    spread = len({row["seed"] for row in rows}) > 1
+    labels = [LABELS.get(m, m) for m in methods]
+    width = max(15 if spread else 7, *(len(label) for label in labels))
+    lines = ["task".ljust(12) + "".join(label.rjust(width + 2) for label in labels)]
     for task, row in table.iterrows():
-        cells = [f"{row[(m, 'mean')]:.3f} +/- {row[(m, 'std')]:.3f}" for m in methods]
+        cells = [
+            f"{row[(m, 'mean')]:.3f}" + (f" +/- {row[(m, 'std')]:.3f}" if spread else "")
+            for m in methods
+        ]
         lines.append(str(task)[:12].ljust(12) + "".join(c.rjust(width + 2) for c in cells))
     return "\n".join(lines)
+
+
+def _title(rows, dataset, setting):
+    """The table's first line: data, protocol, tasks and seeds, as README's rows say."""
+    n_tasks = len({row["task"] for row in rows})
+    n_seeds = len({row["seed"] for row in rows})
+    unit = "tables" if dataset == "odds" else "classes"
+    protocol = setting if dataset == "odds" else "one-class"
+    seeds = f"{n_seeds} seeds, mean +/- std over seeds" if n_seeds > 1 else "1 seed"
+    return f"Test AUROC, {dataset} ({protocol}), {n_tasks} {unit}, {seeds}"
 
 
 def fit_times(rows):
@@ -456,19 +487,44 @@ def _check_out(out):
         raise ValueError(f"--out {out}: cannot write there ({error})") from None
 
 
+def _plain(text):
+    """A docstring as plain text for ``--help``: no reST literal markup."""
+    return text.replace("``", "")
+
+
 def main(argv=None):
+    # The console script names itself; ``python -m`` would show the file's path.
+    console = Path(sys.argv[0]).name == "gradient-ad-benchmark"
     parser = argparse.ArgumentParser(
-        prog="python -m gradient_ad.benchmark",
-        description=__doc__,
+        prog=None if console else "python -m gradient_ad.benchmark",
+        description=_plain(__doc__),
+        epilog="Where to get each data set, and the file names the readers expect: the\n"
+        "'Data' section of the benchmarks page in the documentation (docs/benchmarks.rst).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--dataset", choices=DATASETS, default="digits")
-    parser.add_argument("--data-dir", help="directory of the data set's files")
+    parser.add_argument(
+        "--dataset", choices=DATASETS, default="digits", help="data set (default: digits)"
+    )
+    parser.add_argument(
+        "--data-dir", help="directory of the data set's files (all but digits need it)"
+    )
     parser.add_argument(
         "--classes", nargs="+", help="normal classes, or table names for odds (default: all)"
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--setting", choices=("one-class", "unsupervised"), default="one-class")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_SEEDS),
+        help="seeds of the splits and the networks (default: 0 1 2, as README's table; "
+        "one seed takes a third of the time)",
+    )
+    parser.add_argument(
+        "--setting",
+        choices=("one-class", "unsupervised"),
+        default="one-class",
+        help="odds only: train on normal rows (one-class) or on all rows (unsupervised)",
+    )
     parser.add_argument("--max-epochs", type=int, help="GradCon's max_epochs (default: 100)")
     parser.add_argument(
         "--set",
@@ -477,7 +533,14 @@ def main(argv=None):
         metavar="KEY=VALUE",
         help="further GradientAnomalyDetector parameters, e.g. beta=0.5 constrained=all",
     )
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHODS,
+        default=list(METHODS),
+        metavar="METHOD",
+        help=f"methods to run (default: all): {', '.join(METHODS)}",
+    )
     parser.add_argument("--out", help="results file, .json or .csv; a .png plot goes beside it")
     args = parser.parse_args(argv)
     for module in ("pandas", "matplotlib") if args.out else ("pandas",):
@@ -513,9 +576,7 @@ def main(argv=None):
         on_task=on_task,
     )
     meta["total_seconds"] = round(time.perf_counter() - start, 1)
-    print(
-        f"\nTest AUROC, {args.dataset} ({args.setting if args.dataset == 'odds' else 'one-class'})"
-    )
+    print("\n" + _title(rows, args.dataset, args.setting))
     print(format_table(rows))
     print("median fit seconds: " + "  ".join(f"{m} {s:.1f}" for m, s in fit_times(rows).items()))
     print(f"total time {meta['total_seconds']:.1f} s")

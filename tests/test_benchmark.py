@@ -4,6 +4,7 @@ import gzip
 import json
 import re
 import struct
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -222,3 +223,51 @@ def test_unwritable_out_and_broken_table_fail_before_any_task(tmp_path, capsys, 
     np.savez(tmp_path / "b.npz", X=np.full((20, 3), "x"), y=y)
     message = _cli_error(capsys, ["--dataset", "odds", "--data-dir", str(tmp_path)])
     assert "b.npz: X holds <U1 values" in message
+
+
+def _rows(seeds, methods=("gradcon", "gradcon_reconstruction", "isolation_forest")):
+    rng = np.random.RandomState(0)
+    return [
+        {"task": task, "seed": seed, "method": m, "auroc": rng.rand()}
+        for task in ("0", "1")
+        for seed in seeds
+        for m in methods
+    ]
+
+
+def test_table_headers_are_readmes_and_one_seed_shows_no_spread():
+    one = benchmark.format_table(_rows([0])).splitlines()
+    assert one[0].split() == ["task", "GradCon", "recon.", "same", "net", "IForest"]
+    assert "+/-" not in "\n".join(one) and one[-1].split()[0] == "mean"
+    three = benchmark.format_table(_rows([0, 1, 2])).splitlines()
+    assert all(line.count("+/-") == 3 for line in three[1:])
+    assert benchmark._title(_rows([0]), "digits", "one-class") == (
+        "Test AUROC, digits (one-class), 2 classes, 1 seed"
+    )
+    assert "3 seeds, mean +/- std over seeds" in benchmark._title(_rows([0, 1, 2]), "odds", "x")
+
+
+def test_readme_row_is_the_default_command():
+    """README's digits row says three seeds: the command's default."""
+    readme = (Path(__file__).parents[1] / "README.rst").read_text()
+    assert re.search(r"^digits, 10 classes, 3 seeds ", readme, re.M)
+    assert benchmark.DEFAULT_SEEDS == (0, 1, 2)
+    header = next(line for line in readme.splitlines() if line.startswith("data (protocol)"))
+    for method in ("gradcon", "gradcon_reconstruction", "gradcon_standardized"):
+        assert benchmark.LABELS[method] in header
+    for method in ("isolation_forest", "one_class_svm"):
+        assert benchmark.LABELS[method] in header
+
+
+def test_help_is_plain_text_with_help_for_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        benchmark.main(["--help"])
+    text = capsys.readouterr().out
+    assert exit_.value.code == 0 and "``" not in text and ":func:" not in text
+    options = text[text.index("options:") :]
+    # Every option's line (or the next, when the option is long) carries help text.
+    lines = options.splitlines()[1:]
+    for i, line in enumerate(lines):
+        if line.startswith("  --"):
+            own = re.split(r"\s{2,}", line.strip(), maxsplit=1)
+            assert len(own) == 2 or lines[i + 1].startswith(" " * 10), line
