@@ -2,10 +2,13 @@
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import validate_data
+
+from ._warnings import caller_stacklevel
 
 __all__ = ["sample_shape", "to_samples"]
 
@@ -76,6 +79,11 @@ UINT8_SCALE = 255.0
 MAX_SCALED_VALUE = 1.5
 
 _SHOWN_ROWS = 5
+
+# Scoring warns when at least this share of the rows lies beyond the training range by
+# more than the range's width (on the network's scale): a batch prepared on another
+# scale (0-16 or 0-255 pixels for a model fitted on [0, 1]), not a few anomalies.
+FAR_OUTSIDE_SHARE = 0.5
 
 
 def _row_list(bad_rows, n_rows):
@@ -278,7 +286,43 @@ def _input_scale(estimator, X, reset):
             f"(not uint8; values in [{low:.4g}, {high:.4g}]): dividing X by 255, as it "
             f"does for uint8 training images, might not match. {advice}, or fit on uint8."
         )
+    _check_range(estimator, X, scale)
     return scale
+
+
+def _check_range(estimator, X, scale):
+    """Warn when most rows of ``X`` lie far outside the training range.
+
+    Far: beyond ``input_range_`` by more than its width. Anomalies may well lie there,
+    so a few such rows pass in silence; when at least ``FAR_OUTSIDE_SHARE`` of the
+    rows do, the batch was most likely prepared on another scale than the training
+    data (the model would flag it all). The minimum and maximum decide first; only a
+    batch beyond them pays for the per-row pass.
+    """
+    fitted = getattr(estimator, "input_range_", None)
+    if fitted is None or X.size == 0:
+        return
+    low, high = fitted
+    width = (high - low) or max(abs(low), abs(high)) or 1.0
+    divisor = scale or 1.0
+    below, above = (low - width) * divisor, (high + width) * divisor
+    if below <= float(X.min()) and float(X.max()) <= above:
+        return
+    flat = X.reshape(len(X), -1)
+    far = (flat.min(axis=1) < below) | (flat.max(axis=1) > above)
+    if far.mean() < FAR_OUTSIDE_SHARE:
+        return
+    warnings.warn(
+        f"X has values in [{float(X.min()) / divisor:.4g}, {float(X.max()) / divisor:.4g}], "
+        f"but this {type(estimator).__name__} was fitted on values in [{low:.4g}, "
+        f"{high:.4g}]: {_row_list(far, len(X))} lie beyond that range by more than its "
+        "width, and would all be flagged. If X was prepared differently from the training "
+        "data (e.g. pixels of 0-16 or 0-255 where the training data was in [0, 1]), "
+        "prepare it the same way; if these rows are meant to be that far out, ignore "
+        "this warning.",
+        UserWarning,
+        stacklevel=caller_stacklevel(),
+    )
 
 
 def to_samples(estimator, X, *, reset, stream=False):

@@ -7,6 +7,8 @@ matrix.
 """
 
 import copy
+import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -422,7 +424,7 @@ def test_read_only_and_non_contiguous_arrays_work_and_are_not_modified(table_mod
     [
         lambda X: X.astype(np.float32),
         lambda X: X.astype(object),
-        lambda X: (X * 1000).astype(np.int64),
+        lambda X: (X * 2).astype(np.int64),  # 0 and 1, the training range
         lambda X: X > 0.5,
     ],
     ids=["float32", "numeric object", "int64", "bool"],
@@ -566,8 +568,48 @@ def test_floats_in_any_range_fitted_as_floats_stay_as_they_are():
     for scaler in (StandardScaler(), MinMaxScaler()):
         pipeline = make_pipeline(scaler, GradientAnomalyDetector(**FAST)).fit(raw)
         # New data far outside the training range is scored, not refused: it may be
-        # exactly the anomaly looked for.
-        assert np.isfinite(pipeline.score_samples(np.r_[raw, 10 * raw])).all()
+        # exactly the anomaly looked for (a batch mostly that far out also warns:
+        # test_batch_far_outside_the_training_range_warns).
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert np.isfinite(pipeline.score_samples(np.r_[raw, 10 * raw[:5]])).all()
+
+
+@pytest.fixture(scope="module")
+def unit_model(digits):
+    X, y = digits  # pixels in [0, 1]
+    return GradientAnomalyDetector(**FAST).fit(X[y == 0]), X
+
+
+@pytest.mark.parametrize("method", SCORING_METHODS[:4])
+def test_batch_far_outside_the_training_range_warns(unit_model, method):
+    """A model fitted on [0, 1] given 0-16 pixels: a warning naming both ranges, at
+    the caller's line; the scores are those of the input as given."""
+    est, X = unit_model
+    with pytest.warns(UserWarning, match="fitted on values in") as caught:
+        result = _call(est, method, X[:40] * 16)
+    [warning] = [w for w in caught if "fitted on values in" in str(w.message)]
+    assert re.search(
+        r"X has values in \[0, 16\], but this GradientAnomalyDetector was fitted on values "
+        r"in \[0, 1\]: 40 of 40 rows .* beyond that range by more than its width",
+        str(warning.message),
+    )
+    assert warning.filename == __file__
+    assert result is not None
+
+
+def test_a_few_far_rows_or_data_in_range_do_not_warn(unit_model):
+    est, X = unit_model
+    mixed = X[:40].copy()
+    mixed[:19] *= 16  # 19 of 40 rows far out: anomalies, not another scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est.score_samples(X[:40])
+        est.score_samples(np.clip(X[:40] * 1.9, 0, None))  # within one width of [0, 1]
+        est.score_samples(mixed)
+    with pytest.warns(UserWarning, match="20 of 40 rows"):
+        mixed[19] *= 16
+        est.score_samples(mixed)
 
 
 def test_model_saved_before_the_input_scale_keeps_the_old_rule(uint8_model):
