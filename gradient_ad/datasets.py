@@ -274,7 +274,9 @@ def load_table(path):
         contents = _read_mat(path)
     elif path.suffix == ".npz":
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            # The file is opened here: np.load leaks its own handle when the zip
+            # cannot be read (a ResourceWarning on truncated files).
+            with open(path, "rb") as file, np.load(file, allow_pickle=False) as npz:
                 contents = {key: npz[key] for key in npz.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
