@@ -6,10 +6,13 @@ in their own modules: :mod:`gradient_ad._settings`, :mod:`gradient_ad._inputs`,
 :mod:`gradient_ad._training`, :mod:`gradient_ad._scoring`; see ``docs/layout.rst``.
 """
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -306,7 +309,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     # -- fitting --------------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike, y: object = None) -> GradientAnomalyDetector:
         """Train the autoencoder with GradCon on (mostly) normal data.
 
         Parameters
@@ -405,7 +408,9 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
 
     # -- scoring --------------------------------------------------------------------
 
-    def score_components(self, X, per_layer=False):
+    def score_components(
+        self, X: ArrayLike, per_layer: bool = False
+    ) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The two terms of the GradCon score of each sample.
 
         Parameters
@@ -448,7 +453,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             net.module_, X, checked_score_batch_size(self), net.device, verbose=self.verbose
         )
 
-    def score_samples(self, X):
+    def score_samples(self, X: ArrayLike) -> np.ndarray:
         """Opposite of the GradCon anomaly score: higher is more normal.
 
         ``-(reconstruction_error - beta_ * alignment)``, see :meth:`score_components`.
@@ -463,9 +468,10 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         scores : ndarray of shape (n_samples,)
             The lower, the more abnormal.
         """
-        return -anomaly_score(*self.score_components(X), self.beta_)
+        error, alignment = self.score_components(X)[:2]
+        return -anomaly_score(error, alignment, self.beta_)
 
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """``score_samples(X) - offset_``: negative for outliers.
 
         Parameters
@@ -480,7 +486,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         """
         return self.score_samples(X) - self.offset_
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Whether each sample is an inlier (+1) or an outlier (-1).
 
         Parameters
