@@ -105,7 +105,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         standardised would. The paper's
         setting is ``0.12``; see :ref:`user_guide` for when ``'auto'`` does better.
     max_epochs : int, default=100
-        Most training epochs.
+        Most training epochs. With early stopping, running them all before it stopped
+        training warns (:class:`~sklearn.exceptions.ConvergenceWarning`).
     batch_size : int, default=64
         Training mini-batch size.
     lr : float, default=1e-3
@@ -159,7 +160,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         ``0`` is silent. ``1`` prints skorch's table of losses per epoch, a progress
         bar with the running loss during each epoch, and a progress bar while scoring
         more than ``score_batch_size`` rows (:mod:`tqdm`, so it works in a terminal and
-        in a notebook).
+        in a notebook). Redirected to a file, only the table is written, without
+        colour codes.
     callbacks : list of skorch callbacks, default=None
         Extra callbacks for the skorch net (copied at each fit), e.g.
         ``skorch.callbacks.LRScheduler``: instances, classes or ``(name, callback)``
