@@ -4,6 +4,7 @@ import gzip
 import json
 import re
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,16 @@ FAST = ["--max-epochs", "3"]
 
 def test_digits_end_to_end(tmp_path, capsys):
     out = tmp_path / "digits.json"
-    rows = benchmark.main(["--classes", "1", "7", "--seeds", "0", "1", *FAST, "--out", str(out)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = benchmark.main(
+            ["--classes", "1", "7", "--seeds", "0", "1", *FAST, "--out", str(out)]
+        )
     printed = capsys.readouterr().out
     assert "digits 7 seed 1" in printed and "median fit seconds" in printed
+    # Three epochs: every network runs out of them; said once, not warned per fit.
+    assert "8 of 8 network fits ran all max_epochs=3 epochs" in printed
+    assert not [w for w in caught if "max_epochs" in str(w.message)]
     saved = json.loads(out.read_text())
     assert saved["rows"] == rows and saved["meta"]["detector_params"] == {"max_epochs": 3}
     assert (tmp_path / "digits.png").stat().st_size > 0
