@@ -21,7 +21,7 @@ of settings.
 Example::
 
     OMP_NUM_THREADS=1 python benchmarks/authors_differences.py \
-        --data-dir ../shared/data/fashion_mnist --classes 1 6 --seeds 0 1 --max-epochs 10 \
+        --data-dir $DATA/fashion_mnist --classes 1 6 --seeds 0 1 --max-epochs 10 \
         --out benchmarks/results/development/authors_differences.json
 """
 

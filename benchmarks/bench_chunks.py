@@ -5,8 +5,10 @@
   its CPU cap ``CONV_CHUNK_ROWS`` varied), beside a plain forward pass in chunks of
   256, 1024 and 4096 rows; repeats interleaved, medians. This chose
   ``score_batch_size='auto'``.
-- ``tiny``: milliseconds of ``score_samples`` on three rows: every call pays for one
-  full, padded chunk.
+- ``tiny``: milliseconds of ``score_samples`` on three rows, with ``'auto'`` (a small
+  call: unpadded, in float64) and with ``score_batch_size`` set to the chunk that
+  ``'auto'`` pads large calls to (every call pays for one full, padded chunk).
+  ``benchmarks/bench_latency.py`` measures small calls in full.
 
 Example::
 
@@ -62,14 +64,21 @@ def bench_chunks(repeats):
 
 
 def bench_tiny(repeats):
-    print("\n== tiny: ms of score_samples on 3 rows (one padded chunk) ==")
-    for shape in ((100,), (28, 28)):
+    print("\n== tiny: ms of score_samples on 3 rows ('auto', and one padded chunk) ==")
+    for shape, chunk in (((100,), chunks.MLP_CHUNK_ROWS), ((28, 28), chunks.CONV_CHUNK_ROWS)):
         detector = fitted_detector(shape)
+        padded = copy.copy(detector).set_params(score_batch_size=chunk)  # same net
         X = np.random.default_rng(1).random((3, *shape), dtype=np.float32)
-        score = functools.partial(detector.score_samples, X)
-        times = interleaved_medians({"tiny": score}, repeats)
+        functions = {
+            "auto": functools.partial(detector.score_samples, X),
+            "padded": functools.partial(padded.score_samples, X),
+        }
+        times = interleaved_medians(functions, repeats)
         name = "mlp 100" if len(shape) == 1 else "conv 28x28"
-        print(f"  {name:<14} {times['tiny'] * 1000:8.2f} ms")
+        print(
+            f"  {name:<14} auto {times['auto'] * 1000:8.2f} ms, "
+            f"padded to {chunk} rows {times['padded'] * 1000:8.2f} ms"
+        )
 
 
 def main(argv=None):

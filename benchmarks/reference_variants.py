@@ -12,7 +12,7 @@ else on the test split (tables, used here as development sets).
 Example::
 
     OMP_NUM_THREADS=1 python benchmarks/reference_variants.py --dataset odds \
-        --data-dir ../shared/data/odds --classes cardio thyroid satellite letter
+        --data-dir $DATA/odds --classes cardio thyroid satellite letter
 """
 
 import argparse

@@ -10,7 +10,7 @@ standard deviation on the normal validation images). Test data is never touched.
 Example::
 
     OMP_NUM_THREADS=1 python benchmarks/training_length.py --dataset fashion-mnist \
-        --data-dir ../shared/data/fashion_mnist --classes 0 6 --epochs 60 --every 5 \
+        --data-dir $DATA/fashion_mnist --classes 0 6 --epochs 60 --every 5 \
         --out benchmarks/results/training_length_fmnist.json
 """
 

@@ -64,6 +64,8 @@ torch.set_num_threads(1)
 html_theme = "pydata_sphinx_theme"
 html_title = f"gradient-ad {release}"
 html_static_path = ["_static"]
+# Compact result tables (the "numbers" class), see _static/custom.css.
+html_css_files = ["custom.css"]
 html_theme_options = {
     "navigation_with_keys": False,
     "show_prev_next": False,

@@ -1,14 +1,18 @@
 """How many rows are scored at once: every rule, in one place.
 
 Scoring works on chunks of rows, each padded to its full size so that a sample's score
-does not depend on the other samples scored with it. The size of a chunk is decided
-here and nowhere else:
+does not depend on the other samples scored with it; a small call (with
+``score_batch_size='auto'``, at most :func:`small_call_rows` rows) is one unpadded
+chunk computed in float64 instead. The size of a chunk is decided here and nowhere
+else:
 
 - the user's ``score_batch_size``: at most :data:`MAX_SCORE_BATCH_SIZE`, and a padded
   chunk's input at most :data:`MAX_CHUNK_INPUT_BYTES`
   (:func:`checked_score_batch_size`, :func:`check_chunk_memory`);
 - ``'auto'``: :func:`default_chunk_rows` per network (the scores), and
   :func:`maps_chunk_rows` for the anomaly maps;
+- the small calls: :data:`SMALL_CALL_SHARE` of a chunk, on :data:`FLOAT64_DEVICES`
+  (:func:`small_call_rows`);
 - the caps of the routes (:func:`conv_chunk_cap`, :func:`vmap_chunk_rows`) and the
   per-sample workspace of the Gram norms (:data:`WORKSPACE_ELEMENTS`).
 
@@ -32,10 +36,12 @@ from ._settings import python
 __all__ = [
     "CONV_CHUNK_ROWS",
     "DEFAULT_CHUNK_ROWS",
+    "FLOAT64_DEVICES",
     "MAX_CHUNK_INPUT_BYTES",
     "MAX_SCORE_BATCH_SIZE",
     "MLP_CHUNK_ROWS",
     "SCORE_BATCH_SIZE_CONSTRAINTS",
+    "SMALL_CALL_SHARE",
     "VMAP_CHUNK_ELEMENTS",
     "WORKSPACE_ELEMENTS",
     "check_chunk_memory",
@@ -43,6 +49,7 @@ __all__ = [
     "conv_chunk_cap",
     "default_chunk_rows",
     "maps_chunk_rows",
+    "small_call_rows",
     "vmap_chunk_rows",
 ]
 
@@ -70,6 +77,14 @@ DEFAULT_CHUNK_ROWS = 1024
 CONV_CHUNK_ROWS = 256
 # The vmap route holds ``rows x constrained weights`` gradient values at once.
 VMAP_CHUNK_ELEMENTS = 2**24
+# With score_batch_size='auto', calls of at most this share of a chunk run unpadded in
+# float64: float64 costs 2 to 4 times float32 per row (the convolutional network on 64
+# rows: 56 against 15 ms on one thread), so up to a quarter of a chunk the unpadded
+# float64 call costs about what the padded float32 chunk would (46 against 58 ms for
+# 64 images, benchmarks/bench_latency.py).
+SMALL_CALL_SHARE = 4
+# Where small calls can run in float64 (MPS has none).
+FLOAT64_DEVICES = ("cpu", "cuda")
 # Per-sample temporaries of the Gram norms (unfolded patches, gradients) are built a
 # few rows at a time: kept small they stay in cache and are not page-faulted in afresh
 # for every chunk.
@@ -134,3 +149,12 @@ def vmap_chunk_rows(n_weights):
     """Rows the vmap route differentiates at once, for ``n_weights`` constrained
     weights: at most :data:`VMAP_CHUNK_ELEMENTS` gradient values."""
     return max(1, VMAP_CHUNK_ELEMENTS // n_weights)
+
+
+def small_call_rows(chunk_rows, device):
+    """Most rows a call with ``score_batch_size='auto'`` scores unpadded in float64,
+    given its route's rows per padded chunk: ``chunk_rows // SMALL_CALL_SHARE`` (at
+    least 1), and 0 on a device without float64."""
+    if torch.device(device).type not in FLOAT64_DEVICES:
+        return 0
+    return max(1, chunk_rows // SMALL_CALL_SHARE)

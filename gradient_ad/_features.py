@@ -17,6 +17,7 @@ from ._detector import GradientAnomalyDetector
 from ._gradcon import EPS, check_finite
 from ._inputs import to_samples
 from ._scoring import layer_terms
+from ._threads import torch_threads
 
 __all__ = ["GradientFeatures"]
 
@@ -157,14 +158,15 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
             # torch.tensor copies: directions loaded read-only (joblib's mmap_mode='r')
             # would make torch.as_tensor warn that the array is not writable.
             directions = [torch.tensor(d, dtype=dtype, device=net.device) for d in self.directions_]
-        terms = layer_terms(
-            net.module_,
-            samples,
-            checked_score_batch_size(detector),
-            net.device,
-            verbose=detector.verbose,
-            directions=directions,
-        )
+        with torch_threads(detector.n_threads):
+            terms = layer_terms(
+                net.module_,
+                samples,
+                checked_score_batch_size(detector),
+                net.device,
+                verbose=detector.verbose,
+                directions=directions,
+            )
         columns = [
             terms.reconstruction_error[:, None],
             terms.cosines,

@@ -24,6 +24,7 @@ from ._gradcon import alignment, check_finite, functional_error, reconstruct
 from ._inputs import to_samples
 from ._progress import progress_chunks
 from ._scoring import MODULE_LOCK
+from ._threads import torch_threads
 
 __all__ = ["anomaly_maps"]
 
@@ -129,20 +130,23 @@ def anomaly_maps(detector: GradientAnomalyDetector, X: ArrayLike, *, n_steps: in
     n_elements = samples[0].size
     # Each row costs n_steps double backward passes through vmap: the default chunk.
     chunk = maps_chunk_rows(checked_score_batch_size(detector))
-    for rows in progress_chunks(len(samples), chunk, verbose=detector.verbose, desc="anomaly maps"):
-        x = torch.as_tensor(samples[rows], dtype=dtype, device=device)
-        with torch.no_grad():
-            recon = reconstruct(module, x)
-        difference = x - recon
-        path_gradient = torch.zeros_like(x)
-        # functional_call swaps the module's parameters while it runs: threads scoring
-        # or explaining one model take turns.
-        with MODULE_LOCK:
-            for k in range(n_steps):
-                path_gradient += term_gradient(recon + (k + 0.5) / n_steps * difference)
-        reconstruction[rows] = _numpy(recon)
-        reconstruction_map[rows] = _numpy(difference.pow(2)) / n_elements
-        gradient_map[rows] = _numpy(difference * path_gradient) / n_steps
+    with torch_threads(detector.n_threads):
+        for rows in progress_chunks(
+            len(samples), chunk, verbose=detector.verbose, desc="anomaly maps"
+        ):
+            x = torch.as_tensor(samples[rows], dtype=dtype, device=device)
+            with torch.no_grad():
+                recon = reconstruct(module, x)
+            difference = x - recon
+            path_gradient = torch.zeros_like(x)
+            # functional_call swaps the module's parameters while it runs: threads scoring
+            # or explaining one model take turns.
+            with MODULE_LOCK:
+                for k in range(n_steps):
+                    path_gradient += term_gradient(recon + (k + 0.5) / n_steps * difference)
+            reconstruction[rows] = _numpy(recon)
+            reconstruction_map[rows] = _numpy(difference.pow(2)) / n_elements
+            gradient_map[rows] = _numpy(difference * path_gradient) / n_steps
     check_finite(reconstruction_map + gradient_map, "values", "Check X for extreme values.")
     return Bunch(
         reconstruction=reconstruction.reshape(shape),

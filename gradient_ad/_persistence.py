@@ -72,6 +72,8 @@ def loaded_state(state, class_name):
     # with the reconstruction-only reference and never restarted.
     state.setdefault("reference", "reconstruction")
     state.setdefault("max_restarts", 0)
+    # Saved before n_threads existed: torch's thread setting was left alone.
+    state.setdefault("n_threads", None)
     if "net_" in state:
         state.setdefault("n_restarts_", 0)
         state.setdefault("reconstruction_spread_", float("nan"))

@@ -191,7 +191,7 @@ def _find(directory, name):
 def load_cifar10(
     directory: str | os.PathLike,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Read CIFAR-10's python batches (``data_batch_1`` ... ``data_batch_5``, ``test_batch``).
+    """Read CIFAR-10's python batches (``data_batch_1`` to ``data_batch_5``, ``test_batch``).
 
     The batches are Python pickles, as distributed: load only files you trust.
 

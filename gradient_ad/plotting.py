@@ -19,6 +19,19 @@ if TYPE_CHECKING:  # matplotlib is imported only when drawing
 __all__ = ["plot_anomaly_maps"]
 
 
+def _pyplot():
+    # Imported when drawing, not with the module: matplotlib is an extra.
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        # gradient-ad is not on a package index yet: name the extra as a clone uses it.
+        raise ImportError(
+            'plot_anomaly_maps needs matplotlib (the "plot" extra): pip install '
+            'matplotlib, or pip install ".[plot]" in a clone of gradient-ad'
+        ) from error
+    return plt
+
+
 def plot_anomaly_maps(
     detector: GradientAnomalyDetector,
     X: ArrayLike,
@@ -71,8 +84,7 @@ def plot_anomaly_maps(
     >>> len(fig.axes)  # 3 rows of 4 panels, and 2 colour bars
     14
     """
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     if maps is None:
         maps = anomaly_maps(detector, X, n_steps=n_steps)
     samples = to_samples(detector, X, reset=False)

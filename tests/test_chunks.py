@@ -50,3 +50,12 @@ def test_checked_score_batch_size_is_the_detectors_rule():
     detector.input_shape_ = (2, 64, 64)  # as after a fit on such images
     with pytest.raises(ValueError, match="2 GiB of float32 input"):
         chunks.checked_score_batch_size(detector)
+
+
+def test_small_calls_are_a_quarter_of_a_chunk_where_float64_exists():
+    assert chunks.SMALL_CALL_SHARE == 4
+    assert chunks.small_call_rows(chunks.CONV_CHUNK_ROWS, "cpu") == 64
+    assert chunks.small_call_rows(chunks.MLP_CHUNK_ROWS, "cpu") == 512
+    assert chunks.small_call_rows(chunks.DEFAULT_CHUNK_ROWS, "cuda") == 256
+    assert chunks.small_call_rows(3, "cpu") == 1  # at least one row
+    assert chunks.small_call_rows(1024, "mps") == 0  # no float64 there: always padded

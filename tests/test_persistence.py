@@ -224,3 +224,13 @@ def test_globals_named_by_pickles_of_earlier_versions_resolve(saved_model):
 
     Recording(io.BytesIO(pickle.dumps(est))).load()
     assert ("gradient_ad._training", "StopOnNonFiniteLoss") in seen
+
+
+def test_model_saved_before_n_threads_leaves_torch_threads_alone(saved_model):
+    est, X = saved_model
+    state = est.__getstate__()
+    del state["n_threads"]
+    loaded = GradientAnomalyDetector.__new__(GradientAnomalyDetector)
+    loaded.__setstate__(state)
+    assert loaded.get_params()["n_threads"] is None
+    np.testing.assert_array_equal(loaded.decision_function(X), est.decision_function(X))

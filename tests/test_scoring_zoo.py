@@ -16,6 +16,7 @@ from torch import nn
 from gradient_ad import ConvAutoencoder, MLPAutoencoder
 from gradient_ad._modules import GradConModule
 from gradient_ad._scoring import ROUTES, layer_terms, per_sample_terms, refusals, score_terms
+from gradient_ad._scoring.usage import census, plain_package_uses
 
 RTOL = 1e-9  # float64: rounding only
 ATOL = 1e-12
@@ -266,3 +267,50 @@ def test_per_tensor_terms_and_projections_match_the_plain_loop(name):
         for a, b in zip(got[2:], expected):
             np.testing.assert_allclose(a, b.numpy(), rtol=RTOL, atol=ATOL)
     assert layer_terms(module, X.numpy(), 4)[4] is None
+
+
+def _package_members():
+    return [name for name in ZOO if name.startswith("package")]
+
+
+@pytest.mark.parametrize("name", _package_members())
+def test_the_census_shortcut_for_package_networks_agrees_with_the_census(name):
+    module, X, _ = _zoo_member(name)
+    shortcut = plain_package_uses(module)
+    if shortcut is not None:
+        assert shortcut == census(module, X[:1])
+    # The shortcut vouches only for networks left as built.
+    expected_none = name in ("package mlp, tied weight", "package conv, constrained bias")
+    assert (shortcut is None) == expected_none
+
+
+def test_the_census_shortcut_defers_to_the_census_for_changed_networks():
+    def fresh():
+        module, _, _ = _zoo_member("package mlp")
+        return module
+
+    module = fresh()
+    assert plain_package_uses(module) is not None
+    module.autoencoder.decoder[0].register_forward_hook(lambda *args: None)
+    assert plain_package_uses(module) is None
+    module = fresh()
+    layer = module.autoencoder.decoder[0]
+    layer.forward = lambda x: F.linear(x, 2 * layer.weight, layer.bias)
+    assert plain_package_uses(module) is None
+    assert (
+        "is used by mul in the forward pass"
+        in refusals(module, torch.rand(1, 7, dtype=torch.float64))["chain"]
+    )
+    module = fresh()
+    module.autoencoder.decoder.append(module.autoencoder.decoder[-2])  # a layer twice
+    assert plain_package_uses(module) is None
+    module = fresh()
+    module.autoencoder.decoder[1] = nn.Tanh()  # a layer of another type
+    assert plain_package_uses(module) is None
+    module = fresh()
+    handle = nn.modules.module.register_module_forward_hook(lambda *args: None)
+    try:
+        assert plain_package_uses(module) is None
+    finally:
+        handle.remove()
+    assert plain_package_uses(module) is not None

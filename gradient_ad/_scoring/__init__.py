@@ -12,23 +12,41 @@ them for a whole chunk of samples at once:
   weight or an overridden ``forward`` cannot fool the fast routes;
 - :mod:`.routes`: the ``chain``, ``hooks`` and ``vmap`` routes, each with its
   eligibility test and chunk cap (the caps' numbers are in :mod:`gradient_ad._chunks`);
-- :mod:`.batches`: chunking, padding and the choice of route for a scoring call.
+- :mod:`.batches`: chunking, padding and the choice of route for a scoring call
+  (small calls unpadded in float64, larger ones in padded chunks);
+- :mod:`.precision`: the float64 copy of a network that small calls are scored with.
 
 ``docs/performance.rst`` has the measurements behind the choices.
 """
 
-from .batches import LayerTerms, ScoreTerms, layer_terms, per_sample_terms, score_terms
+from .batches import (
+    ChunkPlan,
+    LayerTerms,
+    ScoreTerms,
+    chunk_plan,
+    layer_terms,
+    padded_calls,
+    per_sample_terms,
+    planned_terms,
+    route_chunk_rows,
+    score_terms,
+)
 from .routes import MODULE_LOCK, ROUTES, RouteTerms, choose_route, refusals
 
 __all__ = [
     "MODULE_LOCK",
     "ROUTES",
+    "ChunkPlan",
     "LayerTerms",
     "RouteTerms",
     "ScoreTerms",
     "choose_route",
+    "chunk_plan",
     "layer_terms",
+    "padded_calls",
     "per_sample_terms",
+    "planned_terms",
     "refusals",
+    "route_chunk_rows",
     "score_terms",
 ]
