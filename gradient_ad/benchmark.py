@@ -564,7 +564,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     for module in ("pandas", "matplotlib") if args.out else ("pandas",):
         if importlib.util.find_spec(module) is None:
-            parser.error(f"the benchmark needs {module}: pip install 'gradient-ad[benchmark]'")
+            # gradient-ad is not on a package index yet: name the extra as a clone uses it.
+            parser.error(
+                f"the benchmark needs {module}: pip install {module}, or "
+                'pip install ".[benchmark]" in a clone of gradient-ad'
+            )
 
     # Every argument is checked, and the data read, before anything trains: a bad
     # command line ends in a one-line message and exit status 2, not a traceback.

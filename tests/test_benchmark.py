@@ -281,3 +281,16 @@ def test_help_is_plain_text_with_help_for_every_option(capsys):
         if line.startswith("  --"):
             own = re.split(r"\s{2,}", line.strip(), maxsplit=1)
             assert len(own) == 2 or lines[i + 1].startswith(" " * 10), line
+
+
+def test_missing_pandas_names_the_extra_as_a_clone_installs_it(monkeypatch, capsys):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "pandas" else real_find_spec(name, *args),
+    )
+    message = _cli_error(capsys, ["--classes", "0"])
+    assert 'needs pandas: pip install pandas, or pip install ".[benchmark]"' in message
