@@ -34,6 +34,9 @@ default_role = "literal"
 # API reference: one page per public object, from the numpydoc docstrings.
 autosummary_generate = True
 autodoc_default_options = {"members": True}
+# The docstrings give every type in words; the type hints (for type checkers) would
+# print NumPy's ArrayLike as a union of a dozen private protocols in each signature.
+autodoc_typehints = "none"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 

@@ -6,9 +6,11 @@ from ._loading import load
 from ._maps import anomaly_maps
 from ._modules import ConvAutoencoder, MLPAutoencoder
 from ._version import __version__
+from ._warnings import FitInterruptedWarning
 
 __all__ = [
     "ConvAutoencoder",
+    "FitInterruptedWarning",
     "GradientAnomalyDetector",
     "GradientFeatures",
     "InconsistentVersionWarning",

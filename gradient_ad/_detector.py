@@ -6,10 +6,13 @@ in their own modules: :mod:`gradient_ad._settings`, :mod:`gradient_ad._inputs`,
 :mod:`gradient_ad._training`, :mod:`gradient_ad._scoring`; see ``docs/layout.rst``.
 """
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -119,7 +122,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         standardised would. The paper's
         setting is ``0.12``; see :ref:`user_guide` for when ``'auto'`` does better.
     max_epochs : int, default=100
-        Most training epochs.
+        Most training epochs. With early stopping, running them all before it stopped
+        training warns (:class:`~sklearn.exceptions.ConvergenceWarning`).
     batch_size : int, default=64
         Training mini-batch size.
     lr : float, default=1e-3
@@ -186,7 +190,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         ``0`` is silent. ``1`` prints skorch's table of losses per epoch, a progress
         bar with the running loss during each epoch, and a progress bar while scoring
         more than ``score_batch_size`` rows (:mod:`tqdm`, so it works in a terminal and
-        in a notebook).
+        in a notebook). Redirected to a file, only the table is written, without
+        colour codes.
     callbacks : list of skorch callbacks, default=None
         Extra callbacks for the skorch net (copied at each fit), e.g.
         ``skorch.callbacks.LRScheduler``: instances, classes or ``(name, callback)``
@@ -352,7 +357,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     # -- fitting --------------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike, y: object = None) -> GradientAnomalyDetector:
         """Train the autoencoder with GradCon on (mostly) normal data.
 
         Parameters
@@ -482,7 +487,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
 
     # -- scoring --------------------------------------------------------------------
 
-    def score_components(self, X, per_layer=False):
+    def score_components(self, X: ArrayLike, per_layer: bool = False) -> tuple[np.ndarray, ...]:
         """The terms of the score of each sample.
 
         Without a pretext, the two terms of the GradCon score (below). With
@@ -547,7 +552,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             net.module_, X, checked_score_batch_size(self), net.device, verbose=self.verbose
         )
 
-    def score_samples(self, X):
+    def score_samples(self, X: ArrayLike) -> np.ndarray:
         """Opposite of the GradCon anomaly score: higher is more normal.
 
         ``-(reconstruction_error - beta_ * alignment)``, see :meth:`score_components`.
@@ -569,7 +574,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             return -_pretext.combined_score(components, self.term_means_, self.term_scales_)
         return -anomaly_score(*components, self.beta_)
 
-    def rotation_probabilities(self, X):
+    def rotation_probabilities(self, X: ArrayLike) -> np.ndarray:
         """What the rotation head predicts for each rotated copy of each sample.
 
         Only for a detector fitted with ``pretext='rotation'``.
@@ -600,7 +605,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
                 net.module_, X, batch_size, net.device, one_hot, self.verbose
             )[5]
 
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """``score_samples(X) - offset_``: negative for outliers.
 
         Parameters
@@ -615,7 +620,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         """
         return self.score_samples(X) - self.offset_
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Whether each sample is an inlier (+1) or an outlier (-1).
 
         Parameters

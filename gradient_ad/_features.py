@@ -1,9 +1,12 @@
 """GradientFeatures: the backpropagated-gradient representation as a transformer."""
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
@@ -97,7 +100,7 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike, y: object = None) -> GradientFeatures:
         """Train the autoencoder with GradCon on (mostly) normal data.
 
         Parameters
@@ -133,7 +136,7 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
             self.feature_names_in_ = detector.feature_names_in_
         return self
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> np.ndarray:
         """The gradient representation of each sample.
 
         Parameters
@@ -159,9 +162,9 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
         dtype = net.module_.dtype
         directions = None
         if self.n_projections:
-            directions = [
-                torch.as_tensor(d, dtype=dtype, device=net.device) for d in self.directions_
-            ]
+            # torch.tensor copies: directions loaded read-only (joblib's mmap_mode='r')
+            # would make torch.as_tensor warn that the array is not writable.
+            directions = [torch.tensor(d, dtype=dtype, device=net.device) for d in self.directions_]
         with torch_threads(detector.n_threads):
             terms = layer_terms(
                 net.module_,
@@ -195,7 +198,7 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
         check_finite(features, "features", "Check X for extreme values.")
         return features
 
-    def get_feature_names_out(self, input_features=None):
+    def get_feature_names_out(self, input_features: ArrayLike | None = None) -> np.ndarray:
         """Names of the output features: the quantity and the tensor it is about.
 
         Parameters

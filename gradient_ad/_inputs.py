@@ -2,9 +2,13 @@
 
 import math
 import numbers
+import warnings
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils.validation import validate_data
+
+from ._warnings import caller_stacklevel
 
 __all__ = ["sample_shape", "to_samples"]
 
@@ -75,6 +79,11 @@ UINT8_SCALE = 255.0
 MAX_SCALED_VALUE = 1.5
 
 _SHOWN_ROWS = 5
+
+# Scoring warns when at least this share of the rows lies beyond the training range by
+# more than the range's width (on the network's scale): a batch prepared on another
+# scale (0-16 or 0-255 pixels for a model fitted on [0, 1]), not a few anomalies.
+FAR_OUTSIDE_SHARE = 0.5
 
 
 def _row_list(bad_rows, n_rows):
@@ -166,6 +175,77 @@ def _check_channels_last(X, fitted_shape):
         )
 
 
+def _image_text(shape):
+    """``'images of 16 x 16 pixels'`` or ``'images of 3 channels of 8 x 8 pixels'``."""
+    channels, height, width = shape
+    of = f"{channels} channels of " if channels != 1 else ""
+    return f"images of {of}{height} x {width} pixels"
+
+
+def _fitted_layout(estimator, X):
+    """At scoring, ``X`` in the layout the model was fitted on, or a ``ValueError``
+    worded in the fitted images' terms, before scikit-learn counts ``X.shape[1]``.
+
+    An image model of shape ``(C, H, W)`` accepts ``(n, C, H, W)``, ``(n, H, W)`` when
+    ``C == 1`` (both train the same network) and flat rows of ``C * H * W`` values when
+    it was fitted on flat rows or with ``input_shape``, which declares how a row reads
+    as an image. Without ``input_shape`` a model fitted on images refuses flat rows: a
+    pixel order was never agreed (rows flattened from channels-last images would be
+    scored silently wrong). ``X`` is reshaped (a view for contiguous arrays) to the
+    layout seen in ``fit``, whose second axis is ``n_features_in_``.
+    """
+    shape = getattr(X, "shape", None)
+    fitted = tuple(estimator.input_shape_)
+    n_features = getattr(estimator, "n_features_in_", None)
+    if shape is None or n_features is None or not 2 <= len(shape) <= 4:
+        return X  # scikit-learn (or to_samples) converts and checks other input
+    per_sample = tuple(shape[1:])
+    name = type(estimator).__name__
+    if len(fitted) == 1:
+        if len(per_sample) > 1:
+            raise ValueError(
+                f"X has shape {tuple(shape)}, but this {name} was fitted on a table of "
+                f"{fitted[0]} features: pass X as (n_samples, {fitted[0]})."
+            )
+        return X  # scikit-learn checks the number of features
+    size = math.prod(fitted)
+    equivalent = [fitted, fitted[1:], (size,)] if fitted[0] == 1 else [fitted, (size,)]
+    seen = next((layout for layout in equivalent if layout[0] == n_features), fitted)
+    accepted = [layout for layout in equivalent if len(layout) > 1]
+    if estimator.input_shape is not None or seen == (size,):
+        accepted.append((size,))
+    if per_sample in accepted:
+        if per_sample == seen or sp.issparse(X):
+            return X  # scikit-learn refuses sparse input with its own message
+        return np.reshape(np.asarray(X), (shape[0], *seen))
+    images = _image_text(fitted)
+    simplest = ", ".join(map(str, fitted[1:] if fitted[0] == 1 else fitted))
+    forms = " or ".join(f"(n, {', '.join(map(str, layout))})" for layout in accepted)
+    if per_sample == (size,):
+        fix = (
+            f"If each row holds an image's pixels in row-major order, pass "
+            f"X.reshape(-1, {simplest}); to score flat rows, fit on them with "
+            f"input_shape=({simplest})."
+        )
+    elif len(per_sample) == 1:
+        fix = f"Pass the images as {forms}."
+    elif math.prod(per_sample) == size:
+        fix = f"If they hold the same pixels in that order, pass X.reshape(-1, {simplest})."
+    else:
+        channels = per_sample[0] if len(per_sample) == 3 else 1
+        if per_sample[-2:] == fitted[1:]:
+            fix = f"X has {channels} channel(s); the model was fitted on {fitted[0]}."
+        else:
+            fix = (
+                "The network's input size is fixed: resize or crop the images to "
+                f"{fitted[1]} x {fitted[2]}, or fit a model on images of this size."
+            )
+    raise ValueError(
+        f"X has shape {tuple(shape)}, but this {name} was fitted on {images}: it scores X "
+        f"of shape {forms}. {fix}"
+    )
+
+
 def _input_scale(estimator, X, reset):
     """The divisor of X (``None``: as it is), after checking X against the fitted rule.
 
@@ -206,7 +286,43 @@ def _input_scale(estimator, X, reset):
             f"(not uint8; values in [{low:.4g}, {high:.4g}]): dividing X by 255, as it "
             f"does for uint8 training images, might not match. {advice}, or fit on uint8."
         )
+    _check_range(estimator, X, scale)
     return scale
+
+
+def _check_range(estimator, X, scale):
+    """Warn when most rows of ``X`` lie far outside the training range.
+
+    Far: beyond ``input_range_`` by more than its width. Anomalies may well lie there,
+    so a few such rows pass in silence; when at least ``FAR_OUTSIDE_SHARE`` of the
+    rows do, the batch was most likely prepared on another scale than the training
+    data (the model would flag it all). The minimum and maximum decide first; only a
+    batch beyond them pays for the per-row pass.
+    """
+    fitted = getattr(estimator, "input_range_", None)
+    if fitted is None or X.size == 0:
+        return
+    low, high = fitted
+    width = (high - low) or max(abs(low), abs(high)) or 1.0
+    divisor = scale or 1.0
+    below, above = (low - width) * divisor, (high + width) * divisor
+    if below <= float(X.min()) and float(X.max()) <= above:
+        return
+    flat = X.reshape(len(X), -1)
+    far = (flat.min(axis=1) < below) | (flat.max(axis=1) > above)
+    if far.mean() < FAR_OUTSIDE_SHARE:
+        return
+    warnings.warn(
+        f"X has values in [{float(X.min()) / divisor:.4g}, {float(X.max()) / divisor:.4g}], "
+        f"but this {type(estimator).__name__} was fitted on values in [{low:.4g}, "
+        f"{high:.4g}]: {_row_list(far, len(X))} lie beyond that range by more than its "
+        "width, and would all be flagged. If X was prepared differently from the training "
+        "data (e.g. pixels of 0-16 or 0-255 where the training data was in [0, 1]), "
+        "prepare it the same way; if these rows are meant to be that far out, ignore "
+        "this warning.",
+        UserWarning,
+        stacklevel=caller_stacklevel(),
+    )
 
 
 def to_samples(estimator, X, *, reset, stream=False):
@@ -225,6 +341,7 @@ def to_samples(estimator, X, *, reset, stream=False):
     _check_columns(X)
     if not reset:
         _check_channels_last(X, estimator.input_shape_)
+        X = _fitted_layout(estimator, X)
     X = validate_data(
         estimator,
         X,

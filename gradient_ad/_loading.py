@@ -1,5 +1,10 @@
 """gradient_ad.load: joblib's load, with clear errors for damaged files."""
 
+from __future__ import annotations
+
+import os
+from typing import Any
+
 import joblib
 import torch
 
@@ -8,7 +13,7 @@ from ._detector import GradientAnomalyDetector
 __all__ = ["load"]
 
 
-def load(path):
+def load(path: str | os.PathLike) -> Any:
     """Load a model saved with :func:`joblib.dump` or :mod:`pickle`, with clear errors.
 
     A thin wrapper around :func:`joblib.load`: a file that is truncated, damaged or not

@@ -7,10 +7,13 @@ gradient. Each term gets a map with one value per input element (pixel and chann
 or feature).
 """
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 from torch.func import grad, vmap
@@ -26,7 +29,7 @@ from ._threads import torch_threads
 __all__ = ["anomaly_maps"]
 
 
-def anomaly_maps(detector, X, *, n_steps=32):
+def anomaly_maps(detector: GradientAnomalyDetector, X: ArrayLike, *, n_steps: int = 32) -> Bunch:
     """Per-element contributions to the GradCon anomaly score of each sample.
 
     For images the maps hold one value per pixel (and channel); for tables one value

@@ -31,10 +31,11 @@ from ._modules import ConvAutoencoder, GradConModule, MLPAutoencoder
 from ._net import GradConNet
 from ._pretext import one_hot_targets, rotation_classifier
 from ._pretext import score_terms as pretext_score_terms
-from ._progress import fit_progress_callbacks
+from ._progress import PlainPrintLog, fit_progress_callbacks
 from ._scoring import score_terms
 from ._settings import python
 from ._stopping import SignSafeEarlyStopping
+from ._warnings import FitInterruptedWarning, caller_stacklevel
 
 __all__ = [
     "SEED_LOCK",
@@ -74,7 +75,17 @@ def train(detector, X, shape, device):
         warnings.warn(
             _collapse_message(detector, *statistics, n_restarts, stopped),
             ConvergenceWarning,
-            stacklevel=5,  # fit's caller: train, _fit, fit, sklearn's _fit_context
+            stacklevel=caller_stacklevel(),
+        )
+    elif stopped is None and _ran_out_of_epochs(net):
+        warnings.warn(
+            f"Training ran all max_epochs={net.max_epochs} epochs and early stopping had "
+            f"not stopped it: the validation loss improved within the last "
+            f"n_iter_no_change={detector.n_iter_no_change} epochs, so a longer fit may "
+            "reconstruct better. Raise max_epochs, or set early_stopping=False to train "
+            "exactly max_epochs epochs.",
+            ConvergenceWarning,
+            stacklevel=caller_stacklevel(),
         )
     return Training(net, valid, n_restarts, *statistics)
 
@@ -325,6 +336,8 @@ def _net_kwargs(detector, module, valid, device, seed):
         "callbacks": callbacks,
         "device": device,
         "verbose": python(detector.verbose),
+        # skorch's table of epochs, without colour codes when stdout is redirected.
+        "callbacks__print_log": PlainPrintLog(),
     }
     kwargs.update({key: python(value) for key, value in (detector.net_params or {}).items()})
     return kwargs
@@ -343,21 +356,37 @@ def _check_training_ran(net):
         raise ValueError("no training epoch ran: max_epochs in net_params must be at least 1")
     if net.module_.n_reference_updates.item() == 0:
         raise KeyboardInterrupt("fit was interrupted before the first training step")
-    stopped_early = any(
-        isinstance(callback, EarlyStopping) and callback.misses_ >= callback.patience
-        for _, callback in net.callbacks_
-    )
-    finished = "train_loss" in history[-1] and len(history) >= net.max_epochs
-    interrupted = not (stopped_early or finished)
+    interrupted = not (_stopped_early(net) or _finished(net))
     if interrupted:
         done = sum("train_loss" in row for row in history)
         warnings.warn(
             f"fit was interrupted (KeyboardInterrupt) after {done} complete epoch(s) of "
             f"{net.max_epochs}; the detector is fitted on the weights reached so far.",
-            UserWarning,
-            stacklevel=5,
+            FitInterruptedWarning,
+            stacklevel=caller_stacklevel(),
         )
     return interrupted
+
+
+def _stopped_early(net):
+    return any(
+        isinstance(callback, EarlyStopping) and callback.misses_ >= callback.patience
+        for _, callback in net.callbacks_
+    )
+
+
+def _finished(net):
+    return "train_loss" in net.history[-1] and len(net.history) >= net.max_epochs
+
+
+def _ran_out_of_epochs(net):
+    """Early stopping was on and training ran all ``max_epochs`` before it stopped.
+
+    Without early stopping ``max_epochs`` is the length asked for, not a budget that
+    ran out: no warning then (scikit-learn's MLP warns on its own loss criterion).
+    """
+    watched = any(isinstance(callback, EarlyStopping) for _, callback in net.callbacks_)
+    return watched and _finished(net) and not _stopped_early(net)
 
 
 def _collapse_statistics(net, probe):

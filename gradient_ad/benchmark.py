@@ -40,10 +40,12 @@ import numbers
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
@@ -83,6 +85,25 @@ FITTED = ("gradcon", "autoencoder", "pretext", "isolation_forest", "one_class_sv
 PRETEXT_EPOCHS = 10
 # Neighbours of the kNN baseline (the setting of the ADBench rerun).
 KNN_NEIGHBOURS = 5
+# Column headers of the printed table: README's where README shows the method.
+LABELS = {
+    "gradcon": "GradCon",
+    "gradcon_reconstruction": "recon. same net",
+    "gradcon_gradient": "gradient same net",
+    "gradcon_standardized": "beta='auto'",
+    "autoencoder": "autoencoder",
+    "pretext": "pretext",
+    "pretext_reconstruction": "recon. pretext net",
+    "pretext_alignment": "alignment pretext net",
+    "pretext_rotation_loss": "rotation loss",
+    "pretext_rotation_gradient": "rotation gradient",
+    "isolation_forest": "IForest",
+    "one_class_svm": "OC-SVM",
+    "knn": "kNN",
+    "lof": "LOF",
+}
+# README's rows are means over three seeds; the command reproduces them by default.
+DEFAULT_SEEDS = (0, 1, 2)
 
 
 # -- tasks ----------------------------------------------------------------------------
@@ -447,15 +468,56 @@ def summarize(rows, value="auroc"):
 
 
 def format_table(rows, value="auroc"):
-    """:func:`summarize` as text, one ``mean +/- std`` cell per method."""
+    """:func:`summarize` as text, columns headed as in README's table.
+
+    A cell is the mean over seeds, ``mean +/- std`` with two seeds or more (one seed
+    has no spread to show).
+    """
     table = summarize(rows, value)
     methods = list(dict.fromkeys(m for m, _ in table.columns))
-    width = max(16, *(len(m) for m in methods))
-    lines = ["task".ljust(12) + "".join(m.rjust(width + 2) for m in methods)]
+    spread = len({row["seed"] for row in rows}) > 1
+    labels = [LABELS.get(m, m) for m in methods]
+    width = max(15 if spread else 7, *(len(label) for label in labels))
+    lines = ["task".ljust(12) + "".join(label.rjust(width + 2) for label in labels)]
     for task, row in table.iterrows():
-        cells = [f"{row[(m, 'mean')]:.3f} +/- {row[(m, 'std')]:.3f}" for m in methods]
+        cells = [
+            f"{row[(m, 'mean')]:.3f}" + (f" +/- {row[(m, 'std')]:.3f}" if spread else "")
+            for m in methods
+        ]
         lines.append(str(task)[:12].ljust(12) + "".join(c.rjust(width + 2) for c in cells))
     return "\n".join(lines)
+
+
+def _title(rows, dataset, setting):
+    """The table's first line: data, protocol, tasks and seeds, as README's rows say."""
+    n_tasks = len({row["task"] for row in rows})
+    n_seeds = len({row["seed"] for row in rows})
+    unit = "tables" if dataset == "odds" else "classes"
+    protocol = setting if dataset == "odds" else "one-class"
+    seeds = f"{n_seeds} seeds, mean +/- std over seeds" if n_seeds > 1 else "1 seed"
+    return f"Test AUROC, {dataset} ({protocol}), {n_tasks} {unit}, {seeds}"
+
+
+def _budget_note(rows, params):
+    """How many network fits ran all ``max_epochs`` with early stopping on: what the
+    detector's "Training ran all max_epochs" warning says, once for the run. The pretext
+    detector's fits are not counted: their budget is ``--pretext-epochs``."""
+    defaults = GradientAnomalyDetector()
+    if not params.get("early_stopping", defaults.early_stopping):
+        return ""
+    max_epochs = params.get("max_epochs", defaults.max_epochs)
+    fits = [
+        row
+        for row in rows
+        if row["method"] in FITTED and row["method"] != "pretext" and row.get("epochs") is not None
+    ]
+    full = sum(row["epochs"] >= max_epochs for row in fits)
+    if not full:
+        return ""
+    return (
+        f"{full} of {len(fits)} network fits ran all max_epochs={max_epochs} epochs before "
+        "early stopping stopped them (--max-epochs trains longer)"
+    )
 
 
 def fit_times(rows):
@@ -550,19 +612,44 @@ def _check_out(out):
         raise ValueError(f"--out {out}: cannot write there ({error})") from None
 
 
+def _plain(text):
+    """A docstring as plain text for ``--help``: no reST literal markup."""
+    return text.replace("``", "")
+
+
 def main(argv=None):
+    # The console script names itself; ``python -m`` would show the file's path.
+    console = Path(sys.argv[0]).name == "gradient-ad-benchmark"
     parser = argparse.ArgumentParser(
-        prog="python -m gradient_ad.benchmark",
-        description=__doc__,
+        prog=None if console else "python -m gradient_ad.benchmark",
+        description=_plain(__doc__),
+        epilog="Where to get each data set, and the file names the readers expect: the\n"
+        "'Data' section of the benchmarks page in the documentation (docs/benchmarks.rst).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--dataset", choices=DATASETS, default="digits")
-    parser.add_argument("--data-dir", help="directory of the data set's files")
+    parser.add_argument(
+        "--dataset", choices=DATASETS, default="digits", help="data set (default: digits)"
+    )
+    parser.add_argument(
+        "--data-dir", help="directory of the data set's files (all but digits need it)"
+    )
     parser.add_argument(
         "--classes", nargs="+", help="normal classes, or table names for odds (default: all)"
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--setting", choices=("one-class", "unsupervised"), default="one-class")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_SEEDS),
+        help="seeds of the splits and the networks (default: 0 1 2, as README's table; "
+        "one seed takes a third of the time)",
+    )
+    parser.add_argument(
+        "--setting",
+        choices=("one-class", "unsupervised"),
+        default="one-class",
+        help="odds only: train on normal rows (one-class) or on all rows (unsupervised)",
+    )
     parser.add_argument("--max-epochs", type=int, help="GradCon's max_epochs (default: 100)")
     parser.add_argument(
         "--set",
@@ -577,12 +664,23 @@ def main(argv=None):
         default=PRETEXT_EPOCHS,
         help=f"max_epochs of the pretext detector (default: {PRETEXT_EPOCHS})",
     )
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHODS,
+        default=list(METHODS),
+        metavar="METHOD",
+        help=f"methods to run (default: all): {', '.join(METHODS)}",
+    )
     parser.add_argument("--out", help="results file, .json or .csv; a .png plot goes beside it")
     args = parser.parse_args(argv)
     for module in ("pandas", "matplotlib") if args.out else ("pandas",):
         if importlib.util.find_spec(module) is None:
-            parser.error(f"the benchmark needs {module}: pip install 'gradient-ad[benchmark]'")
+            # gradient-ad is not on a package index yet: name the extra as a clone uses it.
+            parser.error(
+                f"the benchmark needs {module}: pip install {module}, or "
+                'pip install ".[benchmark]" in a clone of gradient-ad'
+            )
 
     # Every argument is checked, and the data read, before anything trains: a bad
     # command line ends in a one-line message and exit status 2, not a traceback.
@@ -606,20 +704,24 @@ def main(argv=None):
             save(rows, args.out, meta)
 
     start = time.perf_counter()
-    rows = _run_tasks(
-        args.dataset,
-        todo,
-        params,
-        args.methods,
-        log=lambda line: print(line, flush=True),
-        on_task=on_task,
-        pretext_epochs=args.pretext_epochs,
-    )
+    with warnings.catch_warnings():
+        # Counted once in the summary (_budget_note) instead of a warning per fit.
+        warnings.filterwarnings("ignore", "Training ran all max_epochs", ConvergenceWarning)
+        rows = _run_tasks(
+            args.dataset,
+            todo,
+            params,
+            args.methods,
+            log=lambda line: print(line, flush=True),
+            on_task=on_task,
+            pretext_epochs=args.pretext_epochs,
+        )
     meta["total_seconds"] = round(time.perf_counter() - start, 1)
-    print(
-        f"\nTest AUROC, {args.dataset} ({args.setting if args.dataset == 'odds' else 'one-class'})"
-    )
+    print("\n" + _title(rows, args.dataset, args.setting))
     print(format_table(rows))
+    note = _budget_note(rows, params)
+    if note:
+        print(note)
     print("median fit seconds: " + "  ".join(f"{m} {s:.1f}" for m, s in fit_times(rows).items()))
     print(f"total time {meta['total_seconds']:.1f} s")
     if args.out:

@@ -17,6 +17,7 @@ See the "Scaling out" page of the documentation.
 """
 
 import math
+import warnings
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
@@ -116,8 +117,11 @@ def score_dask(estimator, X, method="score_samples"):
         )
 
     # One row scored now checks that the samples fit the model before any block is
-    # read, and gives the scores' dtype.
-    probe = getattr(estimator, method)(np.zeros((1, *X.shape[1:]), dtype=X.dtype))
+    # read, and gives the scores' dtype. Its zeros are no data: they may lie outside the
+    # training range, which is no reason to warn (the blocks are checked as scored).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "X has values in", UserWarning)
+        probe = getattr(estimator, method)(np.zeros((1, *X.shape[1:]), dtype=X.dtype))
     model = dask.delayed(estimator, pure=False)
     return da.map_blocks(
         _score_block,

@@ -24,10 +24,14 @@ a :class:`OneClassSplit` (labels: 1 = anomaly, 0 = normal):
 Every random choice is seeded.
 """
 
+from __future__ import annotations
+
 import gzip
 import math
+import os
 import pickle
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +51,7 @@ __all__ = [
 ]
 
 # IDX type codes (third byte of the magic number) and their big-endian dtypes.
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),
@@ -94,7 +98,7 @@ class OneClassSplit:
 # -- readers ------------------------------------------------------------------------
 
 
-def load_idx_file(path):
+def load_idx_file(path: str | os.PathLike) -> np.ndarray:
     """Read one IDX file (``.gz`` or plain) into an array of its stored shape.
 
     Parameters
@@ -144,7 +148,7 @@ def load_idx_file(path):
     return array.astype(dtype.newbyteorder("="))
 
 
-def load_idx(directory):
+def load_idx(directory: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Read an MNIST-style directory: the four standard IDX files, gzipped or not.
 
     Parameters
@@ -184,7 +188,9 @@ def _find(directory, name):
     raise ValueError(f"{directory}: missing {name} (or {name}.gz), an IDX file")
 
 
-def load_cifar10(directory):
+def load_cifar10(
+    directory: str | os.PathLike,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Read CIFAR-10's python batches (``data_batch_1`` to ``data_batch_5``, ``test_batch``).
 
     The batches are Python pickles, as distributed: load only files you trust.
@@ -251,7 +257,7 @@ def _as_integers(path, name, values, low, high):
     return values.astype(np.int64)
 
 
-def load_table(path):
+def load_table(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Read an outlier-detection table: ODDS ``.mat`` or ADBench ``.npz`` (``X``, ``y``).
 
     Parameters
@@ -274,7 +280,9 @@ def load_table(path):
         contents = _read_mat(path)
     elif path.suffix == ".npz":
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            # The file is opened here: np.load leaks its own handle when the zip
+            # cannot be read (a ResourceWarning on truncated files).
+            with open(path, "rb") as file, np.load(file, allow_pickle=False) as npz:
                 contents = {key: npz[key] for key in npz.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
@@ -326,7 +334,7 @@ def _read_mat(path):
         raise ValueError(f"{path}: not a readable MATLAB .mat file ({exc})") from None
 
 
-def load_digits_images():
+def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits as 8 x 8 images in [0, 1] (no download needed).
 
     Returns
@@ -340,7 +348,13 @@ def load_digits_images():
     return (X / 16.0).reshape(-1, 8, 8), y
 
 
-def make_canvas_digits(n_samples=3000, digits=None, size=28, zoom=2.5, random_state=0):
+def make_canvas_digits(
+    n_samples: int = 3000,
+    digits: Sequence[int] | None = None,
+    size: int = 28,
+    zoom: float = 2.5,
+    random_state: int | np.random.RandomState | None = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits enlarged onto the centre of a black canvas (no download).
 
     Sparse images (most pixels 0), like MNIST's: the data on which an autoencoder with
@@ -395,7 +409,15 @@ def make_canvas_digits(n_samples=3000, digits=None, size=28, zoom=2.5, random_st
 # -- one-class splits ----------------------------------------------------------------
 
 
-def split_official(X_train, y_train, X_test, y_test, normal, seed, valid_fraction=0.1):
+def split_official(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    normal: object,
+    seed: int,
+    valid_fraction: float = 0.1,
+) -> OneClassSplit:
     """MNIST / CIFAR-10 protocol for normal class ``normal``.
 
     Train on ``1 - valid_fraction`` of the class's official training images; validate
@@ -439,7 +461,9 @@ def split_official(X_train, y_train, X_test, y_test, normal, seed, valid_fractio
     return OneClassSplit(X_train[own[n_valid:]], X_valid, y_valid, X_test_, y_test_)
 
 
-def split_pooled_folds(X, y, normal, seed, n_folds=5):
+def split_pooled_folds(
+    X: np.ndarray, y: np.ndarray, normal: object, seed: int, n_folds: int = 5
+) -> OneClassSplit:
     """Fashion-MNIST protocol: pooled data, five folds per class (3 train, 1 valid, 1 test).
 
     Each class's samples are shuffled and cut into ``n_folds`` equal folds (1400 images
@@ -488,7 +512,13 @@ def split_pooled_folds(X, y, normal, seed, n_folds=5):
     return OneClassSplit(X[train], X_valid, y_valid, X_test, y_test)
 
 
-def split_table(X, y, seed, setting="one-class", train_fraction=0.6):
+def split_table(
+    X: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    setting: str = "one-class",
+    train_fraction: float = 0.6,
+) -> OneClassSplit:
     """Split a table with outlier labels for one of two settings.
 
     Parameters

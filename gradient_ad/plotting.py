@@ -1,9 +1,20 @@
 """Pictures of anomaly maps (needs matplotlib, which is imported only when drawing)."""
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._inputs import to_samples
 from ._maps import anomaly_maps
+
+if TYPE_CHECKING:  # matplotlib is imported only when drawing
+    from matplotlib.figure import Figure
+
+    from ._detector import GradientAnomalyDetector
 
 __all__ = ["plot_anomaly_maps"]
 
@@ -21,7 +32,14 @@ def _pyplot():
     return plt
 
 
-def plot_anomaly_maps(detector, X, *, n_steps=32, maps=None, figsize=None):
+def plot_anomaly_maps(
+    detector: GradientAnomalyDetector,
+    X: ArrayLike,
+    *,
+    n_steps: int = 32,
+    maps: Mapping[str, np.ndarray] | None = None,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
     """Draw each sample beside its reconstruction and its two anomaly maps.
 
     Images get one row per sample and four panels: the input, the reconstruction,

@@ -7,6 +7,8 @@ matrix.
 """
 
 import copy
+import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -298,7 +300,7 @@ BAD_TABLES_TO_SCORE = {
     "1-D row": (_table(1)[0], ValueError, "Expected 2D array"),
     "too few features": (_table(5, N_FEATURES - 1), ValueError, "has 3 features.*expecting 4"),
     "too many features": (_table(5, N_FEATURES + 1), ValueError, "has 5 features.*expecting 4"),
-    "3-D": (_table(5, 8).reshape(5, 4, 2), ValueError, "samples of shape \\(4, 2\\)"),
+    "3-D": (_table(5, 8).reshape(5, 4, 2), ValueError, "fitted on a table of 4 features"),
     "5-D": (_table(5, 16).reshape(5, 4, 1, 2, 2), ValueError, "2, 3 or 4 dimensions"),
     "strings": (_table(5).astype(str), ValueError, "strings"),
     "complex": (_table(5).astype(complex), ValueError, "Complex data"),
@@ -316,11 +318,20 @@ def test_bad_tables_are_rejected_when_scoring(table_model, case, method, nothing
     check_is_fitted(table_model)  # a failed call leaves the model as it was
 
 
+# Every shape error names the fitted images, the accepted layouts and the fix.
+_FITTED = "fitted on images of 8 x 8 pixels: it scores X of shape \\(n, 1, 8, 8\\) or \\(n, 8, 8\\)"
 BAD_IMAGES_TO_SCORE = {
-    "other image size": (_images(5, (1, 6, 6)), "samples of shape \\(1, 6, 6\\)"),
-    "same pixel count, other shape": (_images(5, (1, 4, 16)), "images of shape \\(1, 4, 16\\)"),
-    "more channels": (_images(5, (3, 8, 8)), "has 3 features.*expecting 1"),
-    "flat rows": (_images(5).reshape(5, -1), "has 64 features.*expecting 1"),
+    "other image size": (_images(5, (1, 6, 6)), f"\\(5, 1, 6, 6\\).*{_FITTED}.*resize or crop"),
+    "other size, 3-D": (_images(5, (1, 6, 6))[:, 0], f"\\(5, 6, 6\\).*{_FITTED}.*to 8 x 8"),
+    "same pixel count, other shape": (
+        _images(5, (1, 4, 16)),
+        f"{_FITTED}.*same pixels in that order, pass X.reshape\\(-1, 8, 8\\)",
+    ),
+    "more channels": (_images(5, (3, 8, 8)), f"{_FITTED}. X has 3 channel\\(s\\); .* on 1"),
+    "flat rows": (
+        _images(5).reshape(5, -1),
+        f"\\(5, 64\\).*{_FITTED}.*X.reshape\\(-1, 8, 8\\).*input_shape=\\(8, 8\\)",
+    ),
     "NaN pixel": (_with(_images(5).reshape(5, -1), 0, 0, np.nan).reshape(5, *IMAGE), "NaN"),
 }
 
@@ -415,7 +426,7 @@ def test_read_only_and_non_contiguous_arrays_work_and_are_not_modified(table_mod
     [
         lambda X: X.astype(np.float32),
         lambda X: X.astype(object),
-        lambda X: (X * 1000).astype(np.int64),
+        lambda X: (X * 2).astype(np.int64),  # 0 and 1, the training range
         lambda X: X > 0.5,
     ],
     ids=["float32", "numeric object", "int64", "bool"],
@@ -560,8 +571,48 @@ def test_floats_in_any_range_fitted_as_floats_stay_as_they_are():
     for scaler in (StandardScaler(), MinMaxScaler()):
         pipeline = make_pipeline(scaler, GradientAnomalyDetector(**FAST)).fit(raw)
         # New data far outside the training range is scored, not refused: it may be
-        # exactly the anomaly looked for.
-        assert np.isfinite(pipeline.score_samples(np.r_[raw, 10 * raw])).all()
+        # exactly the anomaly looked for (a batch mostly that far out also warns:
+        # test_batch_far_outside_the_training_range_warns).
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert np.isfinite(pipeline.score_samples(np.r_[raw, 10 * raw[:5]])).all()
+
+
+@pytest.fixture(scope="module")
+def unit_model(digits):
+    X, y = digits  # pixels in [0, 1]
+    return GradientAnomalyDetector(**FAST).fit(X[y == 0]), X
+
+
+@pytest.mark.parametrize("method", SCORING_METHODS[:4])
+def test_batch_far_outside_the_training_range_warns(unit_model, method):
+    """A model fitted on [0, 1] given 0-16 pixels: a warning naming both ranges, at
+    the caller's line; the scores are those of the input as given."""
+    est, X = unit_model
+    with pytest.warns(UserWarning, match="fitted on values in") as caught:
+        result = _call(est, method, X[:40] * 16)
+    [warning] = [w for w in caught if "fitted on values in" in str(w.message)]
+    assert re.search(
+        r"X has values in \[0, 16\], but this GradientAnomalyDetector was fitted on values "
+        r"in \[0, 1\]: 40 of 40 rows .* beyond that range by more than its width",
+        str(warning.message),
+    )
+    assert warning.filename == __file__
+    assert result is not None
+
+
+def test_a_few_far_rows_or_data_in_range_do_not_warn(unit_model):
+    est, X = unit_model
+    mixed = X[:40].copy()
+    mixed[:19] *= 16  # 19 of 40 rows far out: anomalies, not another scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est.score_samples(X[:40])
+        est.score_samples(np.clip(X[:40] * 1.9, 0, None))  # within one width of [0, 1]
+        est.score_samples(mixed)
+    with pytest.warns(UserWarning, match="20 of 40 rows"):
+        mixed[19] *= 16
+        est.score_samples(mixed)
 
 
 def test_model_saved_before_the_input_scale_keeps_the_old_rule(uint8_model):
@@ -608,6 +659,56 @@ def test_channels_last_images_are_refused_when_scoring(rgb_model, method, nothin
     est, X = rgb_model
     with pytest.raises(ValueError, match="channels last.*np.moveaxis.*fitted on images of shape"):
         _call(est, method, np.moveaxis(X, 1, -1))
+
+
+# -- equivalent image layouts ---------------------------------------------------------
+
+
+def _layouts(X):
+    """One-channel images as (n, H, W), (n, 1, H, W) and flat rows of H * W."""
+    return {"3-D": X[:, 0], "4-D": X, "flat": X.reshape(len(X), -1)}
+
+
+@pytest.fixture(scope="module")
+def models_by_layout():
+    X = _images(20)
+    layouts = _layouts(X)
+    models = {
+        name: GradientAnomalyDetector(**SMALL_CONV).fit(layouts[name]) for name in ("3-D", "4-D")
+    }
+    models["flat, input_shape"] = GradientAnomalyDetector(input_shape=(8, 8), **SMALL_CONV).fit(
+        layouts["flat"]
+    )
+    models["3-D, input_shape"] = GradientAnomalyDetector(input_shape=(8, 8), **SMALL_CONV).fit(
+        layouts["3-D"]
+    )
+    return models
+
+
+@pytest.mark.parametrize("method", SCORING_METHODS)
+def test_equivalent_image_layouts_score_identically(models_by_layout, method):
+    """(n, H, W) and (n, 1, H, W) train the same network and are scored the same by
+    any model; flat rows too, by a model that has input_shape (fitted with it)."""
+    X = _images(6, seed=1)
+
+    def arrays(result):  # anomaly_maps keeps X's layout: compare the values row by row
+        result = result.values() if isinstance(result, dict) else np.atleast_1d(result)
+        return [np.reshape(a, (len(X), -1)) if np.ndim(a) > 1 else a for a in result]
+
+    reference = arrays(_call(models_by_layout["4-D"], method, X))
+    for name, est in models_by_layout.items():
+        assert est.n_features_in_ == {"3-D": 8, "4-D": 1, "flat, input_shape": 64}.get(name, 8)
+        for layout, Y in _layouts(X).items():
+            if layout == "flat" and est.input_shape is None:
+                continue  # refused: test_bad_images_are_rejected_when_scoring
+            for got, want in zip(arrays(_call(est, method, Y)), reference, strict=True):
+                np.testing.assert_array_equal(got, want, err_msg=f"{name} given {layout}")
+
+
+def test_features_accept_equivalent_image_layouts():
+    X = _images(20)
+    features = gradient_ad.GradientFeatures(GradientAnomalyDetector(**SMALL_CONV)).fit(X[:, 0])
+    np.testing.assert_array_equal(features.transform(X[:4]), features.transform(X[:4, 0]))
 
 
 # -- DataFrames with columns that are not numbers --------------------------------------

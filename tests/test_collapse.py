@@ -84,7 +84,11 @@ def _fit(X, **params):
         warnings.simplefilter("always", ConvergenceWarning)
         params = {"max_epochs": 5, "random_state": 0, **params}
         detector = GradientAnomalyDetector(**params).fit(X)
-    collapse_warnings = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    collapse_warnings = [
+        w
+        for w in caught
+        if issubclass(w.category, ConvergenceWarning) and "collapsed" in str(w.message)
+    ]
     return detector, collapse_warnings
 
 

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +151,20 @@ def test_score_dask_handles_unknown_and_empty_blocks(digits, detector):
     assert np.isnan(selected.shape[0])
     scores = score_dask(detector, selected).compute(scheduler="threads")
     np.testing.assert_array_equal(scores, detector.score_samples(X[:300][keep]))
+
+
+def test_score_dask_probe_row_does_not_warn_about_the_training_range(digits):
+    # score_dask checks the model with one row of zeros; for a model fitted on values
+    # in [10, 11] zeros lie far outside the training range, but they are no data.
+    X, _ = digits
+    detector = GradientAnomalyDetector(**FAST).fit(X[:200] + 10)
+    X_dask = da.from_array(X[:100] + 10, chunks=(50, -1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = score_dask(detector, X_dask)
+        np.testing.assert_array_equal(
+            scores.compute(scheduler="sync"), detector.score_samples(X[:100] + 10)
+        )
 
 
 class _CustomAutoencoder(torch.nn.Module):

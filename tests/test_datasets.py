@@ -1,8 +1,10 @@
 """Readers and one-class splits of gradient_ad.datasets, on small files in the real formats."""
 
+import gc
 import gzip
 import pickle
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -151,8 +153,12 @@ def test_load_table_errors(tmp_path):
     with pytest.raises(ValueError, match="0 \\(inlier\\) or 1"):
         datasets.load_table(tmp_path / "bad.npz")
     (tmp_path / "cut.npz").write_bytes(b"PK\x03\x04truncated")
-    with pytest.raises(ValueError, match=r"cut\.npz"):
-        datasets.load_table(tmp_path / "cut.npz")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(ValueError, match=r"cut\.npz"):
+            datasets.load_table(tmp_path / "cut.npz")
+        gc.collect()
+    assert not [w for w in caught if w.category is ResourceWarning]  # the file was closed
     (tmp_path / "table.csv").write_text("1,2\n")
     with pytest.raises(ValueError, match=r"\.mat \(ODDS\) or \.npz"):
         datasets.load_table(tmp_path / "table.csv")

@@ -186,9 +186,9 @@ def test_uint8_images_are_divided_by_255():
 def test_scoring_rejects_another_image_shape():
     X = _images()
     est = GradientAnomalyDetector(max_epochs=1, conv_channels=(4, 4, 8, 8), random_state=0).fit(X)
-    with pytest.raises(ValueError, match="images of shape"):
+    with pytest.raises(ValueError, match="fitted on images of 12 x 12 pixels"):
         est.score_samples(X.reshape(40, 1, 6, 24))
-    with pytest.raises(ValueError, match="features"):
+    with pytest.raises(ValueError, match="X has 3 channel\\(s\\); the model was fitted on 1"):
         est.score_samples(_images(shape=(3, 12, 12)))
 
 

@@ -18,7 +18,7 @@ from sklearn.exceptions import NotFittedError
 from skorch.callbacks import Callback
 from torch import nn
 
-from gradient_ad import GradientAnomalyDetector
+from gradient_ad import FitInterruptedWarning, GradientAnomalyDetector
 
 FAST = dict(max_epochs=2, batch_size=16, random_state=0)
 SCORING_METHODS = ["score_samples", "decision_function", "predict", "score_components"]
@@ -151,6 +151,14 @@ def test_non_finite_scores_raise_instead_of_being_returned(digits, method):
 # -- KeyboardInterrupt ------------------------------------------------------------------
 
 
+# Fits of two or three epochs on digits, interrupted: whether the network has collapsed
+# yet is beside the point of these tests.
+_SHORT_FITS_MAY_COLLAPSE = pytest.mark.filterwarnings(
+    "ignore:The network collapsed:sklearn.exceptions.ConvergenceWarning"
+)
+
+
+@_SHORT_FITS_MAY_COLLAPSE
 def test_interrupt_mid_training_keeps_weights_reached_and_warns(digits):
     est = GradientAnomalyDetector(
         max_epochs=6,
@@ -159,8 +167,13 @@ def test_interrupt_mid_training_keeps_weights_reached_and_warns(digits):
         random_state=0,
         callbacks=[InterruptAt(epoch=3, batch=2)],
     )
-    with pytest.warns(UserWarning, match="interrupted \\(KeyboardInterrupt\\) after 2 complete"):
+    with pytest.warns(
+        FitInterruptedWarning, match="interrupted \\(KeyboardInterrupt\\) after 2 complete"
+    ) as caught:
         est.fit(digits)
+    # The warning names the caller's line (this file), not gradient-ad's.
+    assert [w.filename for w in caught if w.category is FitInterruptedWarning] == [__file__]
+    assert issubclass(FitInterruptedWarning, UserWarning)
     assert est.n_iter_ == 3 and len(est.net_.history[-1, "batches"]) == 2
     assert not est.net_.module_.training
     scores = est.score_samples(digits)
@@ -168,6 +181,7 @@ def test_interrupt_mid_training_keeps_weights_reached_and_warns(digits):
     np.testing.assert_array_equal(est.decision_function(digits), scores - est.offset_)
 
 
+@_SHORT_FITS_MAY_COLLAPSE
 def test_interrupt_with_early_stopping_restores_best_epoch(digits):
     # No restart after a collapse: an interrupted fit never restarts, so neither may this.
     common = {"batch_size": 16, "random_state": 0, "max_restarts": 0}
@@ -176,7 +190,7 @@ def test_interrupt_with_early_stopping_restores_best_epoch(digits):
     interrupted = GradientAnomalyDetector(
         max_epochs=6, callbacks=[InterruptAt(epoch=4, batch=3)], **common
     )
-    with pytest.warns(UserWarning, match="after 3 complete epoch"):
+    with pytest.warns(FitInterruptedWarning, match="after 3 complete epoch"):
         interrupted.fit(digits)
     # Weights and reference gradients (buffers) come back from the end of epoch 3.
     np.testing.assert_array_equal(interrupted.score_samples(digits), three.score_samples(digits))
@@ -200,9 +214,10 @@ def test_interrupt_after_training_propagates_and_leaves_unfitted(digits, monkeyp
     _assert_unfitted(est, digits)
 
 
+@_SHORT_FITS_MAY_COLLAPSE
 def test_callback_stopping_training_warns_but_early_stopping_does_not(digits):
     est = GradientAnomalyDetector(callbacks=[StopAfterEpoch(2)], **{**FAST, "max_epochs": 5})
-    with pytest.warns(UserWarning, match="after 2 complete epoch\\(s\\) of 5"):
+    with pytest.warns(FitInterruptedWarning, match="after 2 complete epoch\\(s\\) of 5"):
         est.fit(digits)
     assert est.n_iter_ == 2
     with warnings.catch_warnings():
@@ -210,5 +225,6 @@ def test_callback_stopping_training_warns_but_early_stopping_does_not(digits):
         stopped = GradientAnomalyDetector(
             max_epochs=50, n_iter_no_change=1, tol=0.5, random_state=0
         ).fit(digits)
-        GradientAnomalyDetector(**FAST).fit(digits)  # ran all its epochs
+        # Ran all its epochs; without early stopping no budget ran out either.
+        GradientAnomalyDetector(early_stopping=False, **FAST).fit(digits)
     assert stopped.n_iter_ < 50

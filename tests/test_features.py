@@ -162,6 +162,21 @@ def test_joblib_round_trip_keeps_the_features(fitted, digits, tmp_path):
     np.testing.assert_array_equal(loaded.transform(X[:8]), fitted.transform(X[:8]))
 
 
+def test_memory_mapped_load_transforms_without_warnings(fitted, digits, tmp_path):
+    """joblib's mmap_mode='r' loads the random directions as read-only memory maps;
+    transform gives the same features without torch's "not writable" warning."""
+    X, _ = digits
+    joblib.dump(fitted, tmp_path / "features.joblib")
+    loaded = joblib.load(tmp_path / "features.joblib", mmap_mode="r")
+    assert isinstance(loaded.directions_[0], np.memmap)  # the case under test
+    X_read_only = np.require(X[:8], requirements="C")
+    X_read_only.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        features = loaded.transform(X_read_only)
+    np.testing.assert_array_equal(features, fitted.transform(X[:8]))
+
+
 def test_a_detector_of_another_kind_is_refused(digits):
     from sklearn.ensemble import IsolationForest
 

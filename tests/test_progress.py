@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from gradient_ad import GradientAnomalyDetector
+from gradient_ad import GradientAnomalyDetector, _progress
 from gradient_ad._progress import progress_chunks
 
 
@@ -12,6 +12,12 @@ from gradient_ad._progress import progress_chunks
 def digits():
     X, y = load_digits(return_X_y=True)
     return (X / 16)[:150]
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """Output as in a terminal (pytest's capture is not one)."""
+    monkeypatch.setattr(_progress, "_is_terminal", lambda stream: True)
 
 
 def _detector(verbose):
@@ -28,7 +34,7 @@ def test_silent_by_default(digits, capfd):
     assert err == ""
 
 
-def test_verbose_fit_shows_loss_table_and_bar(digits, capfd):
+def test_verbose_fit_shows_loss_table_and_bar(digits, capfd, terminal):
     detector = _detector(verbose=1).fit(digits)
     out, err = capfd.readouterr()
     assert "train_loss" in out  # skorch's table of epochs
@@ -39,7 +45,7 @@ def test_verbose_fit_shows_loss_table_and_bar(digits, capfd):
     assert dict(detector.net_.callbacks_)["progress_bar"].postfix_keys[0] == "train_loss"
 
 
-def test_verbose_scoring_shows_bar_only_for_several_chunks(digits, capfd):
+def test_verbose_scoring_shows_bar_only_for_several_chunks(digits, capfd, terminal):
     detector = _detector(verbose=0).fit(digits)
     detector.set_params(verbose=1)
     quiet = detector.score_samples(digits[:32])  # one chunk: no bar
@@ -62,11 +68,9 @@ def test_progress_chunks_cover_every_row_once(n_samples, chunk_size):
 
 
 @pytest.mark.parametrize("installed", [False, True])
-def test_fit_bar_uses_notebook_widgets_only_when_installed(monkeypatch, installed):
+def test_fit_bar_uses_notebook_widgets_only_when_installed(monkeypatch, installed, terminal):
     # skorch's notebook bar raises without ipywidgets; the text bar works in notebooks.
     import importlib.util
-
-    from gradient_ad import _progress
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
@@ -81,3 +85,21 @@ def test_fit_bar_uses_notebook_widgets_only_when_installed(monkeypatch, installe
     [(name, bar)] = _progress.fit_progress_callbacks(verbose=1)
     assert bar.detect_notebook is installed
     assert _progress.fit_progress_callbacks(verbose=0) == []
+
+
+def test_redirected_output_is_the_plain_table_alone(digits, capfd):
+    """Redirected to a file (pytest's capture is no terminal): the table of epochs
+    without colour codes, no bar fragments, and no scoring bar."""
+    detector = _detector(verbose=1).fit(digits)
+    detector.score_samples(digits)
+    out, err = capfd.readouterr()
+    assert "train_loss" in out and "valid_loss" in out
+    assert "\x1b[" not in out and "\r" not in out
+    assert err == ""
+    assert "progress_bar" not in dict(detector.net_.callbacks_)
+
+
+def test_terminal_table_keeps_skorchs_colours(digits, capfd, terminal):
+    _detector(verbose=1).fit(digits)
+    out, _ = capfd.readouterr()
+    assert "\x1b[" in out  # the best epoch's losses, coloured as skorch does

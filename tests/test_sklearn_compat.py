@@ -26,6 +26,9 @@ from gradient_ad import GradientAnomalyDetector
         for max_epochs in (1, 4)
     ]
 )
+# scikit-learn's check data (small random sets) and 1 to 5 epochs may leave a collapsed
+# network; the checks test the API contract, which holds either way.
+@pytest.mark.filterwarnings("ignore:The network collapsed:sklearn.exceptions.ConvergenceWarning")
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -76,6 +79,8 @@ def test_pipeline_with_scaler():
     )
 
 
+# Ten epochs on 120 digits may collapse (then restart); the pipeline plumbing is under test.
+@pytest.mark.filterwarnings("ignore:The network collapsed:sklearn.exceptions.ConvergenceWarning")
 def test_pipeline_with_flat_images_and_input_shape():
     train, X_test, y_test = _one_class_digits(0)
     pipe = Pipeline(

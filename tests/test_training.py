@@ -1,9 +1,12 @@
 """Training (gradient_ad._training): seeding, the networks built, skorch's settings,
 divergence and early stopping. Restarts after a collapse: test_collapse.py."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import ConvergenceWarning
 
 from gradient_ad import ConvAutoencoder, GradientAnomalyDetector
 
@@ -101,3 +104,46 @@ def test_early_stopping_restores_best_epoch(digits):
         X[:200]
     )
     assert no_stop.n_iter_ == 4 and "valid_loss" not in no_stop.net_.history[-1]
+
+
+# -- running out of max_epochs ----------------------------------------------------------
+
+
+def _budget_warnings(X, **params):
+    """The fit's "ran all max_epochs" warnings (recorded whatever the test run's filters)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        detector = GradientAnomalyDetector(**{**FAST, **params}).fit(X)
+    budget = [w for w in caught if "Training ran all max_epochs" in str(w.message)]
+    return detector, budget
+
+
+def test_running_out_of_max_epochs_with_early_stopping_warns_at_the_callers_line(digits):
+    X, y = digits
+    detector, caught = _budget_warnings(X[y == 0], max_epochs=2)
+    assert detector.n_iter_ == 2
+    [warning] = caught
+    assert issubclass(warning.category, ConvergenceWarning)
+    assert warning.filename == __file__  # the fit(...) line above, not gradient-ad's
+    assert "max_epochs=2" in str(warning.message) and "n_iter_no_change=10" in str(warning.message)
+
+
+def test_no_budget_warning_when_early_stopping_stopped_or_is_off(digits):
+    X, y = digits
+    stopped, caught = _budget_warnings(X[y == 0], max_epochs=50, n_iter_no_change=1, tol=0.5)
+    assert stopped.n_iter_ < 50 and caught == []
+    fixed, caught = _budget_warnings(X[y == 0], max_epochs=2, early_stopping=False)
+    assert fixed.n_iter_ == 2 and caught == []
+
+
+def test_budget_warning_through_a_meta_estimator_points_at_the_callers_line(digits):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    X, y = digits
+    pipe = make_pipeline(MinMaxScaler(), GradientAnomalyDetector(**{**FAST, "max_epochs": 2}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipe.fit(X[y == 0])
+    [warning] = [w for w in caught if "max_epochs" in str(w.message)]
+    assert warning.filename.endswith("pipeline.py")  # scikit-learn's line that called fit
