@@ -22,6 +22,7 @@ from . import _pretext
 from ._chunks import SCORE_BATCH_SIZE_CONSTRAINTS, check_chunk_memory, checked_score_batch_size
 from ._gradcon import anomaly_score, auto_beta, check_finite
 from ._inputs import to_samples
+from ._neighbours import fit_neighbours
 from ._net import REFERENCE_RULES
 from ._persistence import InconsistentVersionWarning, loaded_state, saved_state
 from ._scoring import layer_terms, score_terms
@@ -104,8 +105,10 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         of the terms named by ``gradient_ad._pretext.COMBINED_TERMS``: the log
         reconstruction error, minus the gradient alignment, the rotation loss against
         targets calibrated on held-out normal images and the log norm of its gradient
-        with respect to the head's weight, each standardised on the held-out normal
-        data; ``beta`` then plays no part in ``score_samples``. The rotation classifier
+        with respect to the head's weight, and the mean distance to the 5 nearest
+        training samples, each standardised on the held-out normal data; ``beta``
+        then plays no part in ``score_samples``. The model keeps its training samples
+        for the last term, as a kNN detector does. The rotation classifier
         is a copy of the network's ``encoder`` submodule plus a linear head, so a
         network passed as ``network`` needs an ``encoder``. Tables and non-square
         images are refused. See :ref:`rotation_pretext`.
@@ -217,6 +220,9 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         With ``pretext``: row ``r`` is the mean softmax output of the held-out
         normal images turned by ``90 r`` degrees, the targets of the scored rotation
         loss (about one-hot where normal images are unambiguous).
+    neighbours_ : sklearn.neighbors.NearestNeighbors
+        With ``pretext``: the training samples (without the held-out slice), flattened,
+        that ``neighbour_distance`` measures against.
     term_means_, term_scales_ : ndarray of shape (n_combined_terms,)
         With ``pretext``: mean and standard deviation on the held-out normal data of
         each combined term, as ``score_samples`` standardises them.
@@ -396,7 +402,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         device = check_settings(self)
         X, shape = self._validate_input(X)
         training = train(self, X, shape, device)
-        beta, offset = self._calibrate(training.net, X, training.valid)
+        beta, offset = self._calibrate(training.net, X, training.valid, training.train_rows)
 
         self.input_shape_ = shape
         self.net_ = training.net
@@ -417,7 +423,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         check_chunk_memory(self.score_batch_size, shape)
         return X, shape
 
-    def _calibrate(self, net, X, valid):
+    def _calibrate(self, net, X, valid, train_rows):
         """``beta_`` and ``offset_`` of the trained ``net``.
 
         Held-out normal data calibrates ``beta='auto'`` and ``contamination='auto'``;
@@ -426,7 +432,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         """
         held_out = _calibration_rows(X, valid)
         if self.pretext is not None:
-            return self._calibrate_pretext(net, X, held_out)
+            return self._calibrate_pretext(net, X, held_out, train_rows)
         held_out_terms = self._score_terms(net, held_out)
         _check_finite_scores(held_out_terms, "the training data")
         beta = auto_beta(*held_out_terms) if self.beta == "auto" else float(self.beta)
@@ -444,22 +450,33 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             return float(q1 - _TUKEY_K * (q3 - q1))
         return float(np.percentile(scores, 100.0 * self.contamination))
 
-    def _calibrate_pretext(self, net, X, held_out):
-        """With a pretext: fit the calibrated rotation targets and the standardisation
-        of the combined terms on the held-out rows, then ``beta_`` and ``offset_``."""
+    def _calibrate_pretext(self, net, X, held_out, train_rows):
+        """With a pretext: fit the neighbour term's training samples, the calibrated
+        rotation targets and the standardisation of the combined terms on the held-out
+        rows, then ``beta_`` and ``offset_``."""
         batch_size = checked_score_batch_size(self)
-        calibration, components = _pretext.calibrate(net, held_out, batch_size, self.verbose)
+        # Held-out rows are measured against the rows trained on, as new samples will
+        # be; without a held-out slice, every training row against all the others.
+        reference = held_out is X
+        neighbours = fit_neighbours(X if reference else train_rows)
+        calibration, components = _pretext.calibrate(
+            net, held_out, neighbours, batch_size, self.verbose, reference=reference
+        )
         beta = auto_beta(*components[:2]) if self.beta == "auto" else float(self.beta)
-        if self.contamination != "auto" and held_out is not X:
-            # A float contamination is a share of all the training data.
+        if self.contamination != "auto" and not reference:
+            # A float contamination is a share of all the training data, each row
+            # measured against all the others.
             components = _pretext.detector_components(
                 net,
                 X,
                 calibration.rotation_targets,
+                fit_neighbours(X),
                 batch_size,
                 self.verbose,
                 of="the training data",
+                reference=True,
             )
+        self.neighbours_ = neighbours
         self.rotation_targets_ = calibration.rotation_targets
         self.term_means_ = calibration.term_means
         self.term_scales_ = calibration.term_scales
@@ -470,6 +487,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         for name in (
             "net_",
             "beta_",
+            "neighbours_",
             "rotation_targets_",
             "term_means_",
             "term_scales_",
@@ -492,12 +510,15 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
 
         Without a pretext, the two terms of the GradCon score (below). With
         ``pretext='rotation'``, a named tuple of arrays ``(reconstruction_error,
-        alignment, rotation_loss, log_rotation_gradient_norm)`` (plus
+        alignment, rotation_loss, log_rotation_gradient_norm, neighbour_distance)``
+        (plus
         ``layer_alignments`` with ``per_layer``): ``rotation_loss`` is
         ``-mean_r log <t_r, p_r>`` over the four rotations, ``p_r`` the head's softmax
         output for the copy turned by ``90 r`` degrees and ``t_r`` its calibrated
         target (``rotation_targets_``); ``log_rotation_gradient_norm`` is the log norm
-        of that loss's gradient with respect to the head's weight.
+        of that loss's gradient with respect to the head's weight;
+        ``neighbour_distance`` is the mean distance to the 5 nearest training samples
+        (``neighbours_``).
 
         Parameters
         ----------
@@ -532,6 +553,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
                 self.net_,
                 X,
                 self.rotation_targets_,
+                self.neighbours_,
                 checked_score_batch_size(self),
                 self.verbose,
                 per_layer,

@@ -151,7 +151,8 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
             error; for each constrained tensor its cosine with the reference; for each
             its log gradient norm; then the projections, tensor by tensor; with a
             pretext (``detector`` with ``pretext='rotation'``), the rotation loss and
-            the log norm of its gradient with respect to the head's weight, as
+            the log norm of its gradient with respect to the head's weight and the
+            distance to the nearest training samples, as
             :meth:`GradientAnomalyDetector.score_components` gives them.
         """
         check_is_fitted(self)
@@ -187,12 +188,14 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
                     net,
                     samples,
                     detector.rotation_targets_,
+                    detector.neighbours_,
                     checked_score_batch_size(detector),
                     detector.verbose,
                 )
             columns += [
                 components.rotation_loss[:, None],
                 components.log_rotation_gradient_norm[:, None],
+                components.neighbour_distance[:, None],
             ]
         features = np.hstack(columns)
         check_finite(features, "features", "Check X for extreme values.")
@@ -212,7 +215,8 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
         feature_names_out : ndarray of str objects
             ``reconstruction_error``, ``cosine__<tensor>``, ``log_gradient_norm__<tensor>``
             and ``projection<j>__<tensor>``; with a pretext, ``rotation_loss`` and
-            ``log_rotation_gradient_norm__pretext_head.linear.weight``.
+            ``log_rotation_gradient_norm__pretext_head.linear.weight`` and
+            ``neighbour_distance``.
         """
         check_is_fitted(self)
         if hasattr(self, "feature_names_in_") or input_features is not None:
@@ -226,7 +230,11 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
             for j in range(self.n_projections)
         ]
         if self.detector_.pretext is not None:
-            names += ["rotation_loss", f"log_rotation_gradient_norm__{_HEAD_WEIGHT}"]
+            names += [
+                "rotation_loss",
+                f"log_rotation_gradient_norm__{_HEAD_WEIGHT}",
+                "neighbour_distance",
+            ]
         return np.asarray(names, dtype=object)
 
     def __sklearn_tags__(self):

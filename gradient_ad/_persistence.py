@@ -100,4 +100,8 @@ def _scored_with(state):
         # What the pretext's combined score is calibrated with is part of the model too.
         for name in ("rotation_targets_", "term_means_", "term_scales_"):
             numbers += np.ravel(state[name]).tolist()
+        # The neighbour term's training samples, as 48 bits of their own SHA-256 (a
+        # float holds them exactly).
+        samples = np.ascontiguousarray(state["neighbours_"]._fit_X)
+        numbers.append(int(hashlib.sha256(samples.tobytes()).hexdigest()[:12], 16))
     return state["net_"], *numbers

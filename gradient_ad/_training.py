@@ -56,6 +56,7 @@ class Training(NamedTuple):
     n_restarts: int  # runs restarted because the network had collapsed
     spread: float  # collapse statistics of the net (see gradient_ad._collapse)
     error_ratio: float
+    train_rows: np.ndarray  # the samples trained on (X without the held-out slice)
 
 
 def train(detector, X, shape, device):
@@ -87,7 +88,7 @@ def train(detector, X, shape, device):
             ConvergenceWarning,
             stacklevel=caller_stacklevel(),
         )
-    return Training(net, valid, n_restarts, *statistics)
+    return Training(net, valid, n_restarts, *statistics, train_rows)
 
 
 def _split(detector, X, seed):

@@ -1,6 +1,7 @@
 """The rotation pretext: exact per-sample terms, refusals, guarantees of the detector."""
 
 import io
+import math
 import warnings
 
 import joblib
@@ -133,30 +134,66 @@ def test_calibrated_targets_are_the_mean_softmax_of_held_out_rows(digit_images):
     expected = calibrated_targets(torch.as_tensor(p)).numpy()
     np.testing.assert_allclose(detector.rotation_targets_, expected, rtol=1e-6)
     np.testing.assert_allclose(detector.rotation_targets_.sum(1), 1, rtol=1e-6)
-    components = detector.score_components(X[y == 3][:150])
+    train = X[y == 3][:150]
+    components = detector.score_components(train)
     assert components._fields == (
         "reconstruction_error",
         "alignment",
         "rotation_loss",
         "log_rotation_gradient_norm",
-    )
-    # The combined score is the standardised sum of the named terms on those rows.
-    columns = np.stack(
-        [
-            np.log(components.reconstruction_error),
-            -components.alignment,
-            components.rotation_loss,
-            components.log_rotation_gradient_norm,
-        ],
-        1,
+        "neighbour_distance",
     )
     assert COMBINED_TERMS == components._fields
+
+    def columns_of(components, distance):
+        return np.stack(
+            [
+                np.log(components.reconstruction_error),
+                -components.alignment,
+                components.rotation_loss,
+                components.log_rotation_gradient_norm,
+                distance,
+            ],
+            1,
+        )
+
+    # Calibrated on the training rows themselves, each leaving itself out of its
+    # neighbours; new rows are measured against all of them.
+    columns = columns_of(components, _brute_neighbour_distance(train, train, leave_out=True))
     np.testing.assert_allclose(detector.term_means_, columns.mean(0), rtol=1e-6)
     np.testing.assert_allclose(detector.term_scales_, columns.std(0), rtol=1e-6)
-    expected_scores = -((columns - columns.mean(0)) / columns.std(0)).sum(1)
+    new = X[y != 3][:20]
+    new_components = detector.score_components(new)
     np.testing.assert_allclose(
-        detector.score_samples(X[y == 3][:150]), expected_scores, rtol=1e-5, atol=1e-6
+        new_components.neighbour_distance, _brute_neighbour_distance(train, new), rtol=1e-6
     )
+    new_columns = columns_of(new_components, new_components.neighbour_distance)
+    expected_scores = -((new_columns - columns.mean(0)) / columns.std(0)).sum(1)
+    np.testing.assert_allclose(detector.score_samples(new), expected_scores, rtol=1e-5, atol=1e-6)
+
+
+def _brute_neighbour_distance(train, X, k=5, leave_out=False):
+    """The mean distance to the ``k`` nearest training images, by a full distance
+    matrix (``leave_out``: ``X`` is ``train`` and a row is not its own neighbour)."""
+    a = train.reshape(len(train), -1).astype(np.float64)
+    b = X.reshape(len(X), -1).astype(np.float64)
+    distances = np.sqrt(np.maximum(((b[:, None, :] - a[None, :, :]) ** 2).sum(-1), 0))
+    if leave_out:
+        np.fill_diagonal(distances, np.inf)
+    return np.sort(distances, 1)[:, :k].mean(1)
+
+
+def test_neighbours_are_the_rows_trained_on_when_a_slice_is_held_out(digit_images):
+    X, y = digit_images
+    train = X[y == 5]
+    detector = _fit(train, max_epochs=2, validation_fraction=0.6)
+    # A held-out slice of over 100 rows calibrates; the neighbours are the rest.
+    n_held_out = math.ceil(0.6 * len(train))
+    assert n_held_out >= 100
+    assert detector.neighbours_.n_samples_fit_ == len(train) - n_held_out
+    rows = {row.tobytes() for row in detector.neighbours_._fit_X.astype(np.float32)}
+    assert len(rows) == detector.neighbours_.n_samples_fit_
+    assert rows <= {row.reshape(-1).tobytes() for row in train.astype(np.float32)}
 
 
 def test_per_layer_components(digit_images):
@@ -339,11 +376,16 @@ def test_gradient_features_name_the_pretext_terms(digit_images):
         GradientAnomalyDetector(pretext="rotation", max_epochs=2), random_state=0
     ).fit(X[y == 6][:120])
     names = list(features.get_feature_names_out())
-    assert names[-2:] == ["rotation_loss", "log_rotation_gradient_norm__pretext_head.linear.weight"]
+    assert names[-3:] == [
+        "rotation_loss",
+        "log_rotation_gradient_norm__pretext_head.linear.weight",
+        "neighbour_distance",
+    ]
     Z = features.transform(X[:6])
     components = features.detector_.score_components(X[:6])
-    np.testing.assert_allclose(Z[:, -2], components.rotation_loss)
-    np.testing.assert_allclose(Z[:, -1], components.log_rotation_gradient_norm)
+    np.testing.assert_allclose(Z[:, -3], components.rotation_loss)
+    np.testing.assert_allclose(Z[:, -2], components.log_rotation_gradient_norm)
+    np.testing.assert_allclose(Z[:, -1], components.neighbour_distance)
 
 
 def test_rotation_pretext_detects_symmetric_and_asymmetric_digits(digit_images):
