@@ -7,8 +7,8 @@ With ``pretext='rotation'`` the detector's network also learns to tell which of 
 four 90-degree rotations was applied to a training image. Trained on one class only, it
 knows that class's upright orientation; shown an image of another class, it is unsure
 how the image was turned, and its rotation loss is large. The score adds that loss to
-the reconstruction error, each standardised on held-out normal images (see
-:ref:`user_guide`).
+the reconstruction error, GradCon's alignment and the distance to the nearest training
+images, each standardised on held-out normal images (see :ref:`user_guide`).
 
 Here 7 is the normal digit: a 7 turned by 90, 180 or 270 degrees does not look like a
 7, so the task is learnt well. The figure shows, for a held-out 7 and for an image of
@@ -51,6 +51,7 @@ scores = {
     "GradCon alignment": -components.alignment,
     "rotation loss": components.rotation_loss,
     "rotation gradient (log norm)": components.log_rotation_gradient_norm,
+    "neighbour distance": components.neighbour_distance,
 }
 for name, score in scores.items():
     print(f"{name:30s} AUROC {roc_auc_score(is_anomaly, score):.3f}")
