@@ -1,5 +1,6 @@
 """The rotation pretext: exact per-sample terms, refusals, guarantees of the detector."""
 
+import copy
 import io
 import math
 import warnings
@@ -339,6 +340,11 @@ def test_the_head_is_part_of_the_saved_and_checksummed_model(digit_images):
     # Damaged calibration is caught when loading, like damaged weights.
     state = detector.__getstate__()
     state["rotation_targets_"] = state["rotation_targets_"] + 0.01
+    with pytest.raises(ValueError, match="checksum"):
+        GradientAnomalyDetector.__new__(GradientAnomalyDetector).__setstate__(state)
+    # So are damaged training samples of the neighbour term.
+    state = copy.deepcopy(detector).__getstate__()
+    state["neighbours_"]._fit_X[0, 0] += 0.5
     with pytest.raises(ValueError, match="checksum"):
         GradientAnomalyDetector.__new__(GradientAnomalyDetector).__setstate__(state)
 
