@@ -20,7 +20,7 @@ from torch import nn
 
 from . import _pretext
 from ._chunks import SCORE_BATCH_SIZE_CONSTRAINTS, check_chunk_memory, checked_score_batch_size
-from ._gradcon import anomaly_score, auto_beta, check_finite
+from ._gradcon import NON_FINITE_ADVICE, anomaly_score, auto_beta, check_finite
 from ._inputs import to_samples
 from ._neighbours import fit_neighbours
 from ._net import REFERENCE_RULES
@@ -44,10 +44,6 @@ _MIN_CALIBRATION_ROWS = 100
 # (skorch pickles the net's callbacks, and early stopping's sink, by reference).
 _StopOnNonFiniteLoss = StopOnNonFiniteLoss
 _silent = silent
-# What FloatingPointError advises when the network returns non-finite scores.
-_NON_FINITE_ADVICE = (
-    "Check X for extreme values, scale the features (e.g. StandardScaler) or lower lr."
-)
 
 
 class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
@@ -623,9 +619,9 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             net.module_.eval()
             one_hot = _pretext.one_hot_targets(net.module_.dtype)
             batch_size = checked_score_batch_size(self)
-            return _pretext.score_terms(
+            return _pretext.rotation_terms(
                 net.module_, X, batch_size, net.device, one_hot, self.verbose
-            )[5]
+            )[2]
 
     def decision_function(self, X: ArrayLike) -> np.ndarray:
         """``score_samples(X) - offset_``: negative for outliers.
@@ -680,4 +676,4 @@ def _calibration_rows(X, valid):
 def _check_finite_scores(terms, of):
     """Refuse non-finite scores: ``terms`` starts with the reconstruction error and
     the alignment of each sample of ``of``."""
-    check_finite(terms[0] - terms[1], "scores", _NON_FINITE_ADVICE, of=of)
+    check_finite(terms[0] - terms[1], "scores", NON_FINITE_ADVICE, of=of)

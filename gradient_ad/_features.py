@@ -17,6 +17,7 @@ from ._chunks import checked_score_batch_size
 from ._detector import GradientAnomalyDetector
 from ._gradcon import EPS, check_finite
 from ._inputs import to_samples
+from ._neighbours import neighbour_distance
 from ._scoring import layer_terms
 from ._threads import torch_threads
 
@@ -183,20 +184,18 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
         if terms.projections is not None:
             columns.append(terms.projections.reshape(len(samples), -1))
         if detector.pretext is not None:
+            # The rotation classifier's terms alone: the GradCon ones are above.
             with torch_threads(detector.n_threads):
-                components = _pretext.detector_components(
-                    net,
+                loss, log_norm, _ = _pretext.rotation_terms(
+                    net.module_,
                     samples,
-                    detector.rotation_targets_,
-                    detector.neighbours_,
                     checked_score_batch_size(detector),
+                    net.device,
+                    detector.rotation_targets_,
                     detector.verbose,
                 )
-            columns += [
-                components.rotation_loss[:, None],
-                components.log_rotation_gradient_norm[:, None],
-                components.neighbour_distance[:, None],
-            ]
+            distance = neighbour_distance(detector.neighbours_, samples)
+            columns += [loss[:, None], log_norm[:, None], distance[:, None]]
         features = np.hstack(columns)
         check_finite(features, "features", "Check X for extreme values.")
         return features

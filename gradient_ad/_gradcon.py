@@ -17,6 +17,7 @@ from torch.func import functional_call
 
 __all__ = [
     "EPS",
+    "NON_FINITE_ADVICE",
     "alignment",
     "alignment_from_terms",
     "anomaly_score",
@@ -29,6 +30,10 @@ __all__ = [
 ]
 
 EPS = 1e-8  # as in torch.nn.functional.cosine_similarity
+# What the error advises when a network returns non-finite scores.
+NON_FINITE_ADVICE = (
+    "Check X for extreme values, scale the features (e.g. StandardScaler) or lower lr."
+)
 
 
 def reconstruct(call, x):

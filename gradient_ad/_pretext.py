@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._gradcon import check_finite, cosines_from_terms
+from ._gradcon import NON_FINITE_ADVICE, check_finite, cosines_from_terms
 from ._neighbours import neighbour_distance
 from ._scoring.batches import planned_terms
 from ._scoring.layers import rule_for
@@ -296,6 +296,29 @@ def score_terms(module, X, batch_size, device, targets, verbose=0):
     return planned_terms(module, X, batch_size, device, shapes, terms, verbose)
 
 
+def rotation_terms(module, X, batch_size, device, targets, verbose=0):
+    """The rotation classifier's terms alone, rows at once: what :func:`score_terms`
+    gives without the GradCon route's per-sample gradients (same chunks, padding and
+    precision).
+
+    Returns
+    -------
+    rotation_loss, log_head_gradient_norm : ndarray of shape (n_samples,)
+    probabilities : ndarray of shape (n_samples, 4, 4)
+    """
+    shapes = [(), (), (N_ROTATIONS, N_ROTATIONS)]
+    if not len(X):
+        return tuple(np.empty((0, *shape)) for shape in shapes)
+    targets = torch.as_tensor(targets)
+
+    def terms(route):
+        scored = route.module  # the float64 copy in a small call
+        route_targets = targets.to(device, scored.dtype)
+        return lambda chunk: pretext_terms(scored, chunk, route_targets)
+
+    return planned_terms(module, X, batch_size, device, shapes, terms, verbose)
+
+
 # The terms whose standardised sum is the detector's score with a pretext: the
 # autoencoder's two (GradCon's), the rotation classifier's two, and the distance to the
 # nearest training samples. Each is turned to grow with abnormality (minus the
@@ -378,7 +401,7 @@ def detector_components(
     parts = score_terms(net.module_, X, batch_size, net.device, targets, verbose)
     distance = neighbour_distance(neighbours, None if reference else X)
     terms = (*parts[:4], distance)
-    check_finite(np.stack(terms, 1), "scores", _NON_FINITE_ADVICE, of=of)
+    check_finite(np.stack(terms, 1), "scores", NON_FINITE_ADVICE, of=of)
     if per_layer:
         return PretextLayerComponents(*terms, parts[4])
     return PretextComponents(*terms)
@@ -390,7 +413,7 @@ def calibrate(net, held_out, neighbours, batch_size, verbose, reference=False):
     held-out rows are the neighbours' own samples (no slice was held out)."""
     module = net.module_
     one_hot = one_hot_targets(module.dtype)
-    probabilities = score_terms(module, held_out, batch_size, net.device, one_hot, verbose)[5]
+    probabilities = rotation_terms(module, held_out, batch_size, net.device, one_hot, verbose)[2]
     targets = calibrated_targets(torch.as_tensor(probabilities))
     components = detector_components(
         net,
@@ -404,8 +427,3 @@ def calibrate(net, held_out, neighbours, batch_size, verbose, reference=False):
     )
     means, scales = fit_standardisation(components)
     return Calibration(targets.numpy(), means, scales), components
-
-
-_NON_FINITE_ADVICE = (
-    "Check X for extreme values, scale the features (e.g. StandardScaler) or lower lr."
-)

@@ -47,13 +47,15 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
-from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
+from sklearn.neighbors import LocalOutlierFactor
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
 from . import datasets
 from ._detector import GradientAnomalyDetector
 from ._gradcon import anomaly_score
+from ._neighbours import fit_neighbours, neighbour_distance
+from ._pretext import combined_score
 from ._settings import check_settings
 
 DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10", "odds")
@@ -83,8 +85,6 @@ FITTED = ("gradcon", "autoencoder", "pretext", "isolation_forest", "one_class_sv
 # Training epochs of the pretext detector: about 2 minutes a Fashion-MNIST class on one
 # core (benchmarks/pretext_design.py measured the choice on validation folds).
 PRETEXT_EPOCHS = 10
-# Neighbours of the kNN baseline (the setting of the ADBench rerun).
-KNN_NEIGHBOURS = 5
 # Column headers of the printed table: README's where README shows the method.
 LABELS = {
     "gradcon": "GradCon",
@@ -310,7 +310,8 @@ def _pretext_scores(detector, X):
     """Anomaly scores (higher = more anomalous) of the pretext detector and its terms."""
     components = detector.score_components(X)
     return {
-        "pretext": -detector.score_samples(X),
+        # score_samples, from the components computed once.
+        "pretext": combined_score(components, detector.term_means_, detector.term_scales_),
         "pretext_reconstruction": components.reconstruction_error,
         "pretext_alignment": -components.alignment,
         "pretext_rotation_loss": components.rotation_loss,
@@ -319,16 +320,16 @@ def _pretext_scores(detector, X):
 
 
 class _KNN:
-    """The mean distance to the ``KNN_NEIGHBOURS`` nearest training rows, as
-    ``score_samples`` (higher = more normal, as scikit-learn's detectors)."""
+    """The mean distance to the ``N_NEIGHBOURS`` (5) nearest training rows, as
+    ``score_samples`` (higher = more normal, as scikit-learn's detectors): the pretext
+    detector's neighbour term on its own."""
 
     def fit(self, X):
-        self.neighbours_ = NearestNeighbors(n_neighbors=min(KNN_NEIGHBOURS, len(X))).fit(X)
+        self.neighbours_ = fit_neighbours(X)
         return self
 
     def score_samples(self, X):
-        distances, _ = self.neighbours_.kneighbors(X)
-        return -distances.mean(1)
+        return -neighbour_distance(self.neighbours_, X)
 
 
 def _training_record(detector):
