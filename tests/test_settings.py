@@ -1,5 +1,5 @@
 """The settings checks that need no data (gradient_ad._settings), shared by fit and by
-the benchmark command. fit's whole contract on bad parameters: test_bad_input.py."""
+the benchmark command. fit's whole contract on bad parameters: test_inputs.py."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
-"""The bad-input matrix: every case fails clearly before any work, or works and is tested.
+"""The inputs module's test (gradient_ad._inputs) and the bad-input matrix: every case
+fails clearly before any work, or works and is tested.
 
 Each rejected input or parameter must raise a ``ValueError`` or ``TypeError`` that names
 the problem, before the skorch net is built (so before any epoch), and leave the
