@@ -34,6 +34,7 @@ def test_digits_end_to_end(tmp_path, capsys):
     # Three epochs: every network runs out of them; said once, not warned per fit.
     assert "8 of 8 GradCon/autoencoder fits used all max_epochs=3 epochs" in printed
     assert "4 of 4 pretext fits used all --pretext-epochs=10 epochs" in printed
+    assert "(--max-epochs and --pretext-epochs train longer)" in printed
     assert not [w for w in caught if "max_epochs" in str(w.message)]
     saved = json.loads(out.read_text())
     assert saved["rows"] == rows and saved["meta"]["detector_params"] == {"max_epochs": 3}
@@ -333,10 +334,12 @@ def test_budget_note_counts_each_network_fit_once_and_says_what_happened():
         rows += [_fit_rows(m, pretext, task) for m in benchmark.PRETEXT_SCORES]
         rows.append(_fit_rows("isolation_forest", None, task))
     assert report.budget_note(rows, {}, 10).splitlines() == [
-        "3 of 4 GradCon/autoencoder fits used all max_epochs=100 epochs without early "
-        "stopping triggering (--max-epochs trains longer)",
-        "1 of 2 pretext fits used all --pretext-epochs=10 epochs without early stopping triggering",
+        "3 of 4 GradCon/autoencoder fits used all max_epochs=100 epochs; "
+        "early stopping never triggered",
+        "1 of 2 pretext fits used all --pretext-epochs=10 epochs; early stopping never triggered",
+        "(--max-epochs and --pretext-epochs train longer)",
     ]
+    assert report.budget_note(rows, {}, 20).splitlines()[1:] == ["(--max-epochs trains longer)"]
     # A fit is counted whichever of its scores were asked for.
     alone = [row for row in rows if row["method"] == "gradcon_gradient"]
     assert report.budget_note(alone, {}, 10).startswith("1 of 2 GradCon/autoencoder fits")

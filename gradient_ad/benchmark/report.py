@@ -112,21 +112,26 @@ def budget_note(rows, params, pretext_epochs):
     if not params.get("early_stopping", defaults.early_stopping):
         return ""  # every fit runs all its epochs, as asked
     max_epochs = params.get("max_epochs", defaults.max_epochs)
-    lines = []
-    fits = _fits(rows, GRADCON_SCORES) + _fits(rows, ("autoencoder",))
-    full = sum(row["epochs"] >= max_epochs for row in fits)
-    if full:
-        lines.append(
-            f"{full} of {len(fits)} GradCon/autoencoder fits used all max_epochs={max_epochs} "
-            "epochs without early stopping triggering (--max-epochs trains longer)"
-        )
-    fits = _fits(rows, PRETEXT_SCORES)
-    full = sum(row["epochs"] >= pretext_epochs for row in fits)
-    if full:
-        lines.append(
-            f"{full} of {len(fits)} pretext fits used all --pretext-epochs={pretext_epochs} "
-            "epochs without early stopping triggering"
-        )
+    lines, longer = [], []
+    for kind, fits, budget, option in (
+        (
+            "GradCon/autoencoder",
+            _fits(rows, GRADCON_SCORES) + _fits(rows, ("autoencoder",)),
+            max_epochs,
+            "--max-epochs",
+        ),
+        ("pretext", _fits(rows, PRETEXT_SCORES), pretext_epochs, "--pretext-epochs"),
+    ):
+        full = sum(row["epochs"] >= budget for row in fits)
+        if full:
+            name = "max_epochs" if option == "--max-epochs" else option
+            lines.append(
+                f"{full} of {len(fits)} {kind} fits used all {name}={budget} epochs; "
+                "early stopping never triggered"
+            )
+            longer.append(option)
+    if longer:
+        lines.append(f"({' and '.join(longer)} train{'s' if len(longer) == 1 else ''} longer)")
     return "\n".join(lines)
 
 
