@@ -1,5 +1,6 @@
 """GradCon anomaly detection from backpropagated gradients, for scikit-learn."""
 
+from ._combined import ScoreComponents
 from ._detector import GradientAnomalyDetector, InconsistentVersionWarning
 from ._features import GradientFeatures
 from ._loading import load
@@ -15,6 +16,7 @@ __all__ = [
     "GradientFeatures",
     "InconsistentVersionWarning",
     "MLPAutoencoder",
+    "ScoreComponents",
     "__version__",
     "anomaly_maps",
     "load",

@@ -52,10 +52,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import OneClassSVM
 
 from . import datasets
+from ._combined import fit_neighbours, neighbour_distance
 from ._detector import GradientAnomalyDetector
 from ._gradcon import anomaly_score
-from ._neighbours import fit_neighbours, neighbour_distance
-from ._pretext import combined_score
 from ._settings import check_settings
 
 DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10", "odds")
@@ -311,7 +310,7 @@ def _pretext_scores(detector, X):
     components = detector.score_components(X)
     return {
         # score_samples, from the components computed once.
-        "pretext": combined_score(components, detector.term_means_, detector.term_scales_),
+        "pretext": detector.combined_.score(components),
         "pretext_reconstruction": components.reconstruction_error,
         "pretext_alignment": -components.alignment,
         "pretext_rotation_loss": components.rotation_loss,
