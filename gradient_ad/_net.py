@@ -82,12 +82,12 @@ class GradConNet(NeuralNet):
         params = module.constrained_parameters()
         recon = self.infer(Xi)
         loss_rec = self.get_loss(recon, None, X=Xi, training=training)
-        pretext = self._pretext_loss(Xi, training)
+        pretext_loss = self._pretext_loss(Xi, training)
         constrain = self.alpha != 0 and module.n_reference_updates.item() > 0
         if not constrain:
             # The pretext loss does not reach the autoencoder, so the constrained
             # tensors' gradients are the reconstruction's whichever rule reads them.
-            total = loss_rec if pretext is None else loss_rec + pretext
+            total = loss_rec if pretext_loss is None else loss_rec + pretext_loss
             if training:
                 total.backward()
                 gradients = [p.grad.detach().clone() for p in params]
@@ -96,8 +96,8 @@ class GradConNet(NeuralNet):
             return total, loss_rec, recon, gradients
         gradients = torch.autograd.grad(loss_rec, params, create_graph=training)
         loss = loss_rec - self.alpha * alignment(gradients, module.reference_gradients())
-        if pretext is not None:
-            loss = loss + pretext
+        if pretext_loss is not None:
+            loss = loss + pretext_loss
         if not training:
             return loss, loss_rec, recon, None
         loss.backward()
