@@ -16,8 +16,8 @@ class Pretext(ABC):
     """One pretext task; subclasses are registered with
     :func:`~gradient_ad._pretexts.registry.register_pretext`.
 
-    Class attributes
-    ----------------
+    Attributes
+    ----------
     name : str or None
         The ``pretext`` parameter's value that selects it.
     terms : tuple of Term
