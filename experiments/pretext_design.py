@@ -35,7 +35,7 @@ from sklearn.neighbors import NearestNeighbors
 from skorch.callbacks import Callback
 
 from gradient_ad import GradientAnomalyDetector
-from gradient_ad._pretext import calibrated_targets, one_hot_targets, pretext_terms
+from gradient_ad._pretexts.rotation import calibrated_targets, one_hot_targets, pretext_terms
 from gradient_ad._scoring import score_terms
 from gradient_ad.benchmark import tasks
 

@@ -8,6 +8,7 @@ from ._version import __version__
 # import torch: the benchmark command parses its arguments (and answers ``--help``)
 # in a fraction of a second. Type checkers and the layout test read the imports below.
 if TYPE_CHECKING:
+    from ._combined import ScoreComponents
     from ._detector import GradientAnomalyDetector, InconsistentVersionWarning
     from ._features import GradientFeatures
     from ._loading import load
@@ -22,6 +23,7 @@ _HOMES = {
     "GradientFeatures": "_features",
     "InconsistentVersionWarning": "_detector",
     "MLPAutoencoder": "_modules",
+    "ScoreComponents": "_combined",
     "anomaly_maps": "_maps",
     "load": "_loading",
 }
@@ -33,6 +35,7 @@ __all__ = [
     "GradientFeatures",
     "InconsistentVersionWarning",
     "MLPAutoencoder",
+    "ScoreComponents",
     "__version__",
     "anomaly_maps",
     "load",

@@ -152,3 +152,40 @@ def test_public_names_resolve_and_no_submodule_shadows_one(package):
         value = getattr(module, name)
         assert not isinstance(value, type(module)), f"{package}.{name} is a module"
         assert name in dir(module)
+
+
+def _pretext_branches(name):
+    """Conditions that read ``pretext`` (a name or an attribute) in module ``name``: its
+    ``if``, conditional expressions, loops and comprehension filters."""
+    tree = ast.parse(MODULES[name].read_text())
+    tests = [
+        node.test
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.If, ast.IfExp, ast.While, ast.Assert))
+    ]
+    tests += [
+        cond for node in ast.walk(tree) if isinstance(node, ast.comprehension) for cond in node.ifs
+    ]
+
+    def mentions(test):
+        return any(
+            (isinstance(node, ast.Name) and node.id == "pretext")
+            or (isinstance(node, ast.Attribute) and node.attr == "pretext")
+            for node in ast.walk(test)
+        )
+
+    return [ast.unparse(test) for test in tests if mentions(test)]
+
+
+def test_pretexts_are_handed_off_not_branched_on():
+    # Outside the pretext package, code asks the registry's member (its contract)
+    # rather than branching on which pretext a model has: at most the parameter's
+    # hand-off and the pretext-only methods' availability remain.
+    branches = {
+        name: _pretext_branches(name)
+        for name in MODULES
+        if not name.startswith("gradient_ad._pretexts")
+    }
+    found = [f"{name}: {test}" for name, tests in branches.items() for test in tests]
+    assert len(found) <= 3, found
+    assert _pretext_branches("gradient_ad._pretexts.rotation") == []  # the count sees none there

@@ -5,9 +5,8 @@ from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import LocalOutlierFactor
 from sklearn.svm import OneClassSVM
 
+from .._combined import fit_neighbours, neighbour_distance
 from .._gradcon import anomaly_score
-from .._neighbours import fit_neighbours, neighbour_distance
-from .._pretext import combined_score
 
 
 def gradcon_scorer(method, beta):
@@ -24,7 +23,7 @@ def pretext_scores(detector, X):
     components = detector.score_components(X)
     return {
         # score_samples, from the components computed once.
-        "pretext": combined_score(components, detector.term_means_, detector.term_scales_),
+        "pretext": detector.combined_.score(components),
         "pretext_reconstruction": components.reconstruction_error,
         "pretext_alignment": -components.alignment,
         "pretext_rotation_loss": components.rotation_loss,
