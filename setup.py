@@ -67,7 +67,7 @@ setup(
         ],
     },
     entry_points={
-        "console_scripts": ["gradient-ad-benchmark = gradient_ad._cli:benchmark"],
+        "console_scripts": ["gradient-ad-benchmark = gradient_ad.benchmark.cli:console"],
     },
     classifiers=[
         "Intended Audience :: Science/Research",

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from gradient_ad import GradientAnomalyDetector
-from gradient_ad._pretext import rotate
+from gradient_ad._pretexts.rotation import rotate
 
 
 def main(argv=None):

@@ -7,7 +7,8 @@ Anomaly maps on images
 contributions: the reconstruction map (the squared error of each pixel, which sums to
 the sample's reconstruction error) and the gradient map (an integrated-gradients
 attribution of the gradient term). Here a detector trained on zeros looks at zeros with
-a planted bright patch, and at other digits.
+a planted bright patch, and at other digits; last, the maps of a model with a combined
+score (``pretext='rotation'``), which explain that model's own score.
 """
 
 # %%
@@ -64,3 +65,28 @@ print(
     "T(x) - T(r):            ",
     np.round(-detector.beta_ * (alignment - alignment_of_reconstruction), 4),
 )
+
+# %%
+# A model with a combined score
+# -----------------------------
+# With ``pretext='rotation'`` the score is no longer GradCon's: it is the sum of five
+# standardised terms (``detector.combined_``), in which ``beta`` plays no part. Its maps
+# are those of its own terms: the reconstruction error's and the neighbour distance's
+# parts of the score, each split over the pixels by their share of the term (red
+# raises the score, blue lowers it). The alignment and the two rotation terms depend
+# on the whole image and get no map; ``unmapped_terms`` names them and
+# ``unmapped_contributions`` gives their parts, so that everything adds up to the
+# score.
+pretext_detector = GradientAnomalyDetector(
+    pretext="rotation", max_epochs=20, early_stopping=False, random_state=0
+)
+pretext_detector.fit(zeros[:-10])
+fig = plot_anomaly_maps(pretext_detector, patched)
+fig.suptitle("pretext model: zeros with a planted patch (last row: untouched)")
+plt.show()
+
+maps = anomaly_maps(pretext_detector, patched)
+mapped = sum(maps[key].sum(axis=(1, 2)) for key in maps.map_names)
+print("terms without a map:", maps.unmapped_terms)
+print("maps + unmapped parts:", np.round(mapped + maps.unmapped_contributions.sum(1), 3))
+print("minus score_samples:  ", np.round(-pretext_detector.score_samples(patched), 3))

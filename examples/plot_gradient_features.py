@@ -100,6 +100,6 @@ fig.tight_layout()
 plt.show()
 
 # %%
-# One class and one seed say little: ``benchmarks/feature_detectors.py`` runs these
+# One class and one seed say little: ``experiments/feature_detectors.py`` runs these
 # detectors over every class, the ODDS tables and several seeds, and
 # :doc:`/benchmarks` reports what it measured.

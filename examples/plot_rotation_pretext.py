@@ -41,8 +41,10 @@ detector.fit(train)
 # %%
 # Every term, and the combined score
 # ----------------------------------
-# ``score_components`` names every per-sample term; the anomaly score is the opposite of
-# ``score_samples``.
+# ``score_components`` returns a ``ScoreComponents``: every per-sample term by name,
+# with its direction in ``.higher_is_anomalous`` (here the alignment is the one term
+# where higher is more normal, so it is negated below); the anomaly score is the
+# opposite of ``score_samples``.
 components = detector.score_components(test)
 scores = {
     "combined (score_samples)": -detector.score_samples(test),

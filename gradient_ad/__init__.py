@@ -1,12 +1,32 @@
 """GradCon anomaly detection from backpropagated gradients, for scikit-learn."""
 
-from ._detector import GradientAnomalyDetector, InconsistentVersionWarning
-from ._features import GradientFeatures
-from ._loading import load
-from ._maps import anomaly_maps
-from ._modules import ConvAutoencoder, MLPAutoencoder
+from typing import TYPE_CHECKING
+
 from ._version import __version__
-from ._warnings import FitInterruptedWarning
+
+# The public names load on first use (PEP 562), so that ``import gradient_ad`` does not
+# import torch: the benchmark command parses its arguments (and answers ``--help``)
+# in a fraction of a second. Type checkers and the layout test read the imports below.
+if TYPE_CHECKING:
+    from ._combined import ScoreComponents
+    from ._detector import GradientAnomalyDetector, InconsistentVersionWarning
+    from ._features import GradientFeatures
+    from ._loading import load
+    from ._maps import anomaly_maps
+    from ._modules import ConvAutoencoder, MLPAutoencoder
+    from ._warnings import FitInterruptedWarning
+
+_HOMES = {
+    "ConvAutoencoder": "_modules",
+    "FitInterruptedWarning": "_warnings",
+    "GradientAnomalyDetector": "_detector",
+    "GradientFeatures": "_features",
+    "InconsistentVersionWarning": "_detector",
+    "MLPAutoencoder": "_modules",
+    "ScoreComponents": "_combined",
+    "anomaly_maps": "_maps",
+    "load": "_loading",
+}
 
 __all__ = [
     "ConvAutoencoder",
@@ -15,7 +35,22 @@ __all__ = [
     "GradientFeatures",
     "InconsistentVersionWarning",
     "MLPAutoencoder",
+    "ScoreComponents",
     "__version__",
     "anomaly_maps",
     "load",
 ]
+
+
+def __getattr__(name):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

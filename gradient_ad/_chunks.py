@@ -13,6 +13,8 @@ else:
   :func:`maps_chunk_rows` for the anomaly maps;
 - the small calls: :data:`SMALL_CALL_SHARE` of a chunk, on :data:`FLOAT64_DEVICES`
   (:func:`small_call_rows`);
+- the rows the combined score's neighbour term measures at once
+  (:data:`NEIGHBOUR_CHUNK_ROWS`);
 - the caps of the routes (:func:`conv_chunk_cap`, :func:`vmap_chunk_rows`) and the
   per-sample workspace of the Gram norms (:data:`WORKSPACE_ELEMENTS`).
 
@@ -40,6 +42,7 @@ __all__ = [
     "MAX_CHUNK_INPUT_BYTES",
     "MAX_SCORE_BATCH_SIZE",
     "MLP_CHUNK_ROWS",
+    "NEIGHBOUR_CHUNK_ROWS",
     "SCORE_BATCH_SIZE_CONSTRAINTS",
     "SMALL_CALL_SHARE",
     "VMAP_CHUNK_ELEMENTS",
@@ -83,6 +86,9 @@ VMAP_CHUNK_ELEMENTS = 2**24
 # float64 call costs about what the padded float32 chunk would (46 against 58 ms for
 # 64 images, benchmarks/bench_latency.py).
 SMALL_CALL_SHARE = 4
+# Rows the neighbour term compares with the training samples at once: bounds the
+# distance matrix (rows x training samples).
+NEIGHBOUR_CHUNK_ROWS = 1024
 # Where small calls can run in float64 (MPS has none).
 FLOAT64_DEVICES = ("cpu", "cuda")
 # Per-sample temporaries of the Gram norms (unfolded patches, gradients) are built a

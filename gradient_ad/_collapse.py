@@ -22,7 +22,7 @@ __all__ = ["collapse_statistics", "is_collapsed", "kaiming_init", "spread_rows"]
 # network that is nearly constant but close to the mean, which still ranks by the
 # distance to a template of the normal data and detects: on scikit-learn's digits the
 # MLP keeps a median 0.005 of the variance and reaches 0.97 AUROC (docs/benchmarks.rst,
-# benchmarks/results/development/digits.json). Hence the second condition, on the error.
+# experiments/results/development/digits.json). Hence the second condition, on the error.
 COLLAPSED_SPREAD = 0.01
 COLLAPSED_ERROR_RATIO = 1.25
 # Rows of the training data the test runs on: enough for a stable variance, few enough

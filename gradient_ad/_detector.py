@@ -15,17 +15,17 @@ import torch
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from . import _pretext
 from ._chunks import SCORE_BATCH_SIZE_CONSTRAINTS, check_chunk_memory, checked_score_batch_size
-from ._gradcon import NON_FINITE_ADVICE, anomaly_score, auto_beta, check_finite
+from ._combined import CombinedScore, ScoreComponents, combined_terms, model_components
+from ._gradcon import anomaly_score, auto_beta
 from ._inputs import to_samples
-from ._neighbours import fit_neighbours
 from ._net import REFERENCE_RULES
 from ._persistence import InconsistentVersionWarning, loaded_state, saved_state
-from ._scoring import layer_terms, score_terms
+from ._pretexts import get_pretext, pretext_names
 from ._settings import check_settings, python
 from ._threads import torch_threads
 from ._training import StopOnNonFiniteLoss, silent, train
@@ -44,6 +44,26 @@ _MIN_CALIBRATION_ROWS = 100
 # (skorch pickles the net's callbacks, and early stopping's sink, by reference).
 _StopOnNonFiniteLoss = StopOnNonFiniteLoss
 _silent = silent
+
+
+def _pretext_provides(method):
+    """``available_if``'s check of a method that only some pretexts provide: an
+    ``AttributeError`` naming the setting where this detector's does not."""
+
+    def check(detector):
+        try:
+            pretext = get_pretext(detector.pretext)
+        except ValueError:
+            return False
+        if not hasattr(pretext, method):
+            having = [n for n in pretext_names() if hasattr(get_pretext(n), method)]
+            raise AttributeError(
+                f"this detector has pretext={detector.pretext!r}; this method needs a "
+                f"detector fitted with pretext in {having}"
+            )
+        return True
+
+    return check
 
 
 class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
@@ -98,16 +118,16 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         classifier trained beside the autoencoder learns which of the four 90-degree
         rotations was applied to each training image (its loss weighted by
         ``pretext_weight`` in the training loss), and the anomaly score becomes the sum
-        of the terms named by ``gradient_ad._pretext.COMBINED_TERMS``: the log
+        of five terms (the fields of :meth:`score_components`): the log
         reconstruction error, minus the gradient alignment, the rotation loss against
         targets calibrated on held-out normal images and the log norm of its gradient
         with respect to the head's weight, and the mean distance to the 5 nearest
-        training samples, each standardised on the held-out normal data; ``beta``
-        then plays no part in ``score_samples``. The model keeps its training samples
-        for the last term, as a kNN detector does. The rotation classifier
-        is a copy of the network's ``encoder`` submodule plus a linear head, so a
-        network passed as ``network`` needs an ``encoder``. Tables and non-square
-        images are refused. See :ref:`rotation_pretext`.
+        training samples, each standardised on the held-out normal data
+        (``combined_``); ``beta`` then plays no part in ``score_samples``. The model
+        keeps its training samples for the last term, as a kNN detector does. The
+        rotation classifier is a copy of the network's ``encoder`` submodule plus a
+        linear head, so a network passed as ``network`` needs an ``encoder``. Tables
+        and non-square images are refused. See :ref:`rotation_pretext`.
     pretext_weight : float, default=1.0
         Weight of the rotation loss in the training loss, with ``pretext``.
     beta : float or 'auto', default=0.12
@@ -212,16 +232,18 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         ``beta='auto'``.
     offset_ : float
         ``decision_function(X) = score_samples(X) - offset_``.
-    rotation_targets_ : ndarray of shape (4, 4)
-        With ``pretext``: row ``r`` is the mean softmax output of the held-out
-        normal images turned by ``90 r`` degrees, the targets of the scored rotation
-        loss (about one-hot where normal images are unambiguous).
-    neighbours_ : sklearn.neighbors.NearestNeighbors
-        With ``pretext``: the training samples (without the held-out slice), flattened,
-        that ``neighbour_distance`` measures against.
-    term_means_, term_scales_ : ndarray of shape (n_combined_terms,)
-        With ``pretext``: mean and standard deviation on the held-out normal data of
-        each combined term, as ``score_samples`` standardises them.
+    combined_ : object or None
+        With ``pretext='rotation'``: how the terms become the score, all of it fitted
+        on held-out normal data: ``combined_.names`` (the terms it sums),
+        ``combined_.means_`` and ``combined_.scales_`` (each term's mean and standard
+        deviation, after its transform and sign, as ``score_samples`` standardises
+        them), ``combined_.weights_`` (all ones), ``combined_.neighbours_`` (a
+        :class:`~sklearn.neighbors.NearestNeighbors` on the training samples without
+        the held-out slice, that ``neighbour_distance`` measures against) and
+        ``combined_.pretext_calibration["rotation_targets"]`` (row ``r``: the mean
+        softmax output of held-out normal images turned by ``90 r`` degrees, the
+        targets of the scored rotation loss). ``None`` without a pretext: the GradCon
+        score.
     input_shape_ : tuple of int
         Shape of one sample as the network sees it.
     input_scale_ : float
@@ -275,7 +297,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         "constrained": [StrOptions({"decoder", "all"}), list, tuple],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "reference": [StrOptions(set(REFERENCE_RULES))],
-        "pretext": [StrOptions(set(_pretext.PRETEXTS)), None],
+        "pretext": [StrOptions(set(pretext_names())), None],
         "pretext_weight": [Interval(numbers.Real, 0, None, closed="left")],
         "beta": [Interval(numbers.Real, 0, None, closed="left"), StrOptions({"auto"})],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -398,8 +420,11 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         device = check_settings(self)
         X, shape = self._validate_input(X)
         training = train(self, X, shape, device)
-        beta, offset = self._calibrate(training.net, X, training.valid, training.train_rows)
-
+        beta, offset, combined = self._calibrate(
+            training.net, X, training.valid, training.train_rows
+        )
+        # Every fitted attribute but those of the input (set by to_samples, as
+        # scikit-learn's validate_data sets n_features_in_).
         self.input_shape_ = shape
         self.net_ = training.net
         self.n_iter_ = len(training.net.history)
@@ -407,6 +432,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         self.reconstruction_spread_ = training.spread
         self.beta_ = beta
         self.offset_ = offset
+        self.combined_ = combined
         return self
 
     def _validate_input(self, X):
@@ -414,30 +440,49 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         settings that depend on that shape checked."""
         X, shape = to_samples(self, X, reset=True)
         shape = python(tuple(shape))  # input_shape may hold NumPy integers
-        if self.pretext is not None:
-            _pretext.check_pretext_input(shape, self.pretext)
+        get_pretext(self.pretext).check_input(shape)
         check_chunk_memory(self.score_batch_size, shape)
         return X, shape
 
     def _calibrate(self, net, X, valid, train_rows):
-        """``beta_`` and ``offset_`` of the trained ``net``.
+        """``beta_``, ``offset_`` and ``combined_`` of the trained ``net``.
 
-        Held-out normal data calibrates ``beta='auto'`` and ``contamination='auto'``;
-        the quartiles and spreads of a small slice are too noisy, so below
-        ``_MIN_CALIBRATION_ROWS`` rows all the training data calibrates instead.
+        Held-out normal data calibrates ``beta='auto'``, ``contamination='auto'`` and
+        the combined score; the quartiles and spreads of a small slice are too noisy,
+        so below ``_MIN_CALIBRATION_ROWS`` rows all the training data calibrates
+        instead.
         """
         held_out = _calibration_rows(X, valid)
-        if self.pretext is not None:
-            return self._calibrate_pretext(net, X, held_out, train_rows)
-        held_out_terms = self._score_terms(net, held_out)
-        _check_finite_scores(held_out_terms, "the training data")
-        beta = auto_beta(*held_out_terms) if self.beta == "auto" else float(self.beta)
-        terms = held_out_terms
-        if self.contamination != "auto" and held_out is not X:
-            # A float contamination is a share of all the training data.
-            terms = self._score_terms(net, X)
-            _check_finite_scores(terms, "the training data")
-        return beta, self._offset(-anomaly_score(*terms, beta))
+        # Without a held-out slice, every training row is measured against all the
+        # others by the neighbour term; else held-out rows against the rows trained on,
+        # as new samples will be.
+        reference = held_out is X
+        combined = self._fit_combined(net, held_out, X if reference else train_rows)
+        components = self._components(net, held_out, combined, "the training data", reference)
+        if combined is not None:
+            combined.fit(components)
+        if self.beta == "auto":
+            beta = auto_beta(components.reconstruction_error, components.alignment)
+        else:
+            beta = float(self.beta)
+        if self.contamination != "auto" and not reference:
+            # A float contamination is a share of all the training data, each row
+            # measured against all the others.
+            on_all = None if combined is None else combined.with_neighbours(X)
+            components = self._components(net, X, on_all, "the training data", True)
+        return beta, self._offset(-_anomaly_score(components, beta, combined)), combined
+
+    def _fit_combined(self, net, held_out, neighbour_rows):
+        """The combined score of a pretext that has one (else ``None``): the pretext's
+        calibration on the held-out rows and the neighbour term's training rows; its
+        standardisation follows from the held-out components."""
+        pretext = get_pretext(self.pretext)
+        if not pretext.combined:
+            return None
+        batch_size = checked_score_batch_size(self)
+        calibration = pretext.calibrate(net.module_, held_out, batch_size, net.device, self.verbose)
+        combined = CombinedScore(combined_terms(pretext.terms), calibration)
+        return combined.fit_neighbours(neighbour_rows)
 
     def _offset(self, scores):
         """``offset_`` from the training scores (``score_samples``) it is set on."""
@@ -446,47 +491,11 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             return float(q1 - _TUKEY_K * (q3 - q1))
         return float(np.percentile(scores, 100.0 * self.contamination))
 
-    def _calibrate_pretext(self, net, X, held_out, train_rows):
-        """With a pretext: fit the neighbour term's training samples, the calibrated
-        rotation targets and the standardisation of the combined terms on the held-out
-        rows, then ``beta_`` and ``offset_``."""
-        batch_size = checked_score_batch_size(self)
-        # Held-out rows are measured against the rows trained on, as new samples will
-        # be; without a held-out slice, every training row against all the others.
-        reference = held_out is X
-        neighbours = fit_neighbours(X if reference else train_rows)
-        calibration, components = _pretext.calibrate(
-            net, held_out, neighbours, batch_size, self.verbose, reference=reference
-        )
-        beta = auto_beta(*components[:2]) if self.beta == "auto" else float(self.beta)
-        if self.contamination != "auto" and not reference:
-            # A float contamination is a share of all the training data, each row
-            # measured against all the others.
-            components = _pretext.detector_components(
-                net,
-                X,
-                calibration.rotation_targets,
-                fit_neighbours(X),
-                batch_size,
-                self.verbose,
-                of="the training data",
-                reference=True,
-            )
-        self.neighbours_ = neighbours
-        self.rotation_targets_ = calibration.rotation_targets
-        self.term_means_ = calibration.term_means
-        self.term_scales_ = calibration.term_scales
-        scores = -_pretext.combined_score(components, *calibration[1:])
-        return beta, self._offset(scores)
-
     def _reset(self):
         for name in (
             "net_",
             "beta_",
-            "neighbours_",
-            "rotation_targets_",
-            "term_means_",
-            "term_scales_",
+            "combined_",
             "offset_",
             "input_shape_",
             "input_scale_",
@@ -501,20 +510,25 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
 
     # -- scoring --------------------------------------------------------------------
 
-    def score_components(self, X: ArrayLike, per_layer: bool = False) -> tuple[np.ndarray, ...]:
-        """The terms of the score of each sample.
+    def score_components(self, X: ArrayLike, per_layer: bool = False) -> ScoreComponents:
+        """The terms of the score of each sample, by name.
 
-        Without a pretext, the two terms of the GradCon score (below). With
-        ``pretext='rotation'``, a named tuple of arrays ``(reconstruction_error,
-        alignment, rotation_loss, log_rotation_gradient_norm, neighbour_distance)``
-        (plus
-        ``layer_alignments`` with ``per_layer``): ``rotation_loss`` is
-        ``-mean_r log <t_r, p_r>`` over the four rotations, ``p_r`` the head's softmax
-        output for the copy turned by ``90 r`` degrees and ``t_r`` its calibrated
-        target (``rotation_targets_``); ``log_rotation_gradient_norm`` is the log norm
-        of that loss's gradient with respect to the head's weight;
-        ``neighbour_distance`` is the mean distance to the 5 nearest training samples
-        (``neighbours_``).
+        A :class:`~gradient_ad.ScoreComponents`, a tuple of arrays whose fields are the
+        terms of this model's score (``.names``; each term's direction in
+        ``.higher_is_anomalous``):
+
+        - without a pretext, GradCon's two: ``reconstruction_error`` (higher is more
+          anomalous) and ``alignment`` (higher is more normal), so that
+          ``error, alignment = detector.score_components(X)`` unpacks them;
+          ``score_samples`` is ``-(reconstruction_error - beta_ * alignment)``;
+        - with ``pretext='rotation'``, five: those two, ``rotation_loss``
+          (``-mean_r log <t_r, p_r>`` over the four rotations, ``p_r`` the head's
+          softmax output for the copy turned by ``90 r`` degrees and ``t_r`` its
+          calibrated target), ``log_rotation_gradient_norm`` (the log norm of that
+          loss's gradient with respect to the head's weight) and
+          ``neighbour_distance`` (the mean distance to the 5 nearest training
+          samples); the last three are higher for more anomalous samples.
+          ``score_samples`` is minus their standardised sum (``combined_``).
 
         Parameters
         ----------
@@ -526,16 +540,15 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
 
         Returns
         -------
-        reconstruction_error : ndarray of shape (n_samples,)
-            Mean squared reconstruction error of each sample.
-        alignment : ndarray of shape (n_samples,)
-            Mean over the constrained tensors of the cosine between the sample's
-            reconstruction gradient and the reference gradient learnt in training;
-            in [-1, 1], higher = more familiar.
-        layer_alignments : ndarray of shape (n_samples, n_constrained)
-            Only with ``per_layer``: the cosine of each constrained tensor, columns in
-            the order of ``net_.module_.constrained_names``; ``alignment`` is their
-            mean.
+        components : ScoreComponents
+            The terms above, each an ndarray of shape (n_samples,):
+            ``reconstruction_error`` is the mean squared reconstruction error of each
+            sample; ``alignment`` the mean over the constrained tensors of the cosine
+            between the sample's reconstruction gradient and the reference gradient
+            learnt in training, in [-1, 1]. With ``per_layer``, last,
+            ``layer_alignments`` of shape (n_samples, n_constrained): the cosine of
+            each constrained tensor, columns in the order of
+            ``net_.module_.constrained_names``; ``alignment`` is their mean.
         """
         check_is_fitted(self)
         with torch_threads(self.n_threads):
@@ -544,38 +557,28 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     def _score_components(self, X, per_layer):
         X = to_samples(self, X, reset=False, stream=True)
         self.net_.module_.eval()
-        if self.pretext is not None:
-            return _pretext.detector_components(
-                self.net_,
-                X,
-                self.rotation_targets_,
-                self.neighbours_,
-                checked_score_batch_size(self),
-                self.verbose,
-                per_layer,
-            )
-        if not per_layer:
-            error, alignment = self._score_terms(self.net_, X)
-            _check_finite_scores((error, alignment), "X")
-            return error, alignment
-        net = self.net_
-        terms = layer_terms(
-            net.module_, X, checked_score_batch_size(self), net.device, verbose=self.verbose
-        )
-        _check_finite_scores(terms, "X")
-        return terms.reconstruction_error, terms.alignment, terms.cosines
+        return self._components(self.net_, X, self.combined_, per_layer=per_layer)
 
-    def _score_terms(self, net, X):
-        return score_terms(
-            net.module_, X, checked_score_batch_size(self), net.device, verbose=self.verbose
+    def _components(self, net, X, combined, of="X", reference=False, per_layer=False):
+        return model_components(
+            net,
+            X,
+            get_pretext(self.pretext),
+            combined,
+            checked_score_batch_size(self),
+            self.verbose,
+            per_layer,
+            of,
+            reference,
         )
 
     def score_samples(self, X: ArrayLike) -> np.ndarray:
-        """Opposite of the GradCon anomaly score: higher is more normal.
+        """The opposite of the model's anomaly score: higher is more normal.
 
-        ``-(reconstruction_error - beta_ * alignment)``, see :meth:`score_components`.
-        With ``pretext``: minus the sum of the combined terms, each standardised with
-        ``term_means_`` and ``term_scales_``.
+        Without a pretext, the opposite of the GradCon score,
+        ``-(reconstruction_error - beta_ * alignment)``; with ``pretext='rotation'``,
+        minus the sum of the terms standardised on held-out normal data
+        (``combined_``; ``beta_`` plays no part). See :meth:`score_components`.
 
         Parameters
         ----------
@@ -587,15 +590,14 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         scores : ndarray of shape (n_samples,)
             The lower, the more abnormal.
         """
-        components = self.score_components(X)
-        if self.pretext is not None:
-            return -_pretext.combined_score(components, self.term_means_, self.term_scales_)
-        return -anomaly_score(*components, self.beta_)
+        return -_anomaly_score(self.score_components(X), self.beta_, self.combined_)
 
+    @available_if(_pretext_provides("probabilities"))
     def rotation_probabilities(self, X: ArrayLike) -> np.ndarray:
         """What the rotation head predicts for each rotated copy of each sample.
 
-        Only for a detector fitted with ``pretext='rotation'``.
+        Only for a detector with ``pretext='rotation'`` (``hasattr`` is ``False``
+        otherwise).
 
         Parameters
         ----------
@@ -609,19 +611,14 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             (counter-clockwise, :func:`numpy.rot90`) was turned by ``90 k`` degrees.
         """
         check_is_fitted(self)
-        if self.pretext is None:
-            raise ValueError(
-                "rotation_probabilities needs a detector fitted with pretext='rotation'"
-            )
         with torch_threads(self.n_threads):
             X = to_samples(self, X, reset=False, stream=True)
             net = self.net_
             net.module_.eval()
-            one_hot = _pretext.one_hot_targets(net.module_.dtype)
             batch_size = checked_score_batch_size(self)
-            return _pretext.rotation_terms(
-                net.module_, X, batch_size, net.device, one_hot, self.verbose
-            )[2]
+            return get_pretext(self.pretext).probabilities(
+                net.module_, X, batch_size, net.device, self.verbose
+            )
 
     def decision_function(self, X: ArrayLike) -> np.ndarray:
         """``score_samples(X) - offset_``: negative for outliers.
@@ -673,7 +670,9 @@ def _calibration_rows(X, valid):
     return valid
 
 
-def _check_finite_scores(terms, of):
-    """Refuse non-finite scores: ``terms`` starts with the reconstruction error and
-    the alignment of each sample of ``of``."""
-    check_finite(terms[0] - terms[1], "scores", NON_FINITE_ADVICE, of=of)
+def _anomaly_score(components, beta, combined):
+    """The anomaly score (higher = more anomalous): the combined score's, or GradCon's
+    ``reconstruction_error - beta * alignment`` where there is none."""
+    if combined is None:
+        return anomaly_score(components.reconstruction_error, components.alignment, beta)
+    return combined.score(components)

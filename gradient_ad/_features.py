@@ -12,19 +12,15 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from . import _pretext
 from ._chunks import checked_score_batch_size
 from ._detector import GradientAnomalyDetector
 from ._gradcon import EPS, check_finite
 from ._inputs import to_samples
-from ._neighbours import neighbour_distance
+from ._pretexts import get_pretext
 from ._scoring import layer_terms
 from ._threads import torch_threads
 
 __all__ = ["GradientFeatures"]
-
-# The pretext head's weight, as named in the module's state_dict.
-_HEAD_WEIGHT = "pretext_head.linear.weight"
 
 
 class GradientFeatures(TransformerMixin, BaseEstimator):
@@ -152,8 +148,8 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
             error; for each constrained tensor its cosine with the reference; for each
             its log gradient norm; then the projections, tensor by tensor; with a
             pretext (``detector`` with ``pretext='rotation'``), the rotation loss and
-            the log norm of its gradient with respect to the head's weight and the
-            distance to the nearest training samples, as
+            the log norm of its gradient with respect to the head's weight, then,
+            with a combined score, the distance to the nearest training samples, as
             :meth:`GradientAnomalyDetector.score_components` gives them.
         """
         check_is_fitted(self)
@@ -183,19 +179,21 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
         ]
         if terms.projections is not None:
             columns.append(terms.projections.reshape(len(samples), -1))
-        if detector.pretext is not None:
-            # The rotation classifier's terms alone: the GradCon ones are above.
-            with torch_threads(detector.n_threads):
-                loss, log_norm, _ = _pretext.rotation_terms(
-                    net.module_,
-                    samples,
-                    checked_score_batch_size(detector),
-                    net.device,
-                    detector.rotation_targets_,
-                    detector.verbose,
-                )
-            distance = neighbour_distance(detector.neighbours_, samples)
-            columns += [loss[:, None], log_norm[:, None], distance[:, None]]
+        # The pretext's and the combined score's own terms: the GradCon ones are above.
+        combined = detector.combined_
+        calibration = None if combined is None else combined.pretext_calibration
+        with torch_threads(detector.n_threads):
+            own = get_pretext(detector.pretext).own_terms(
+                net.module_,
+                samples,
+                checked_score_batch_size(detector),
+                net.device,
+                calibration,
+                detector.verbose,
+            )
+        if combined is not None:
+            own.update(combined.own_terms(samples))
+        columns += [values[:, None] for values in own.values()]
         features = np.hstack(columns)
         check_finite(features, "features", "Check X for extreme values.")
         return features
@@ -228,12 +226,10 @@ class GradientFeatures(TransformerMixin, BaseEstimator):
             for name in self.constrained_names_
             for j in range(self.n_projections)
         ]
-        if self.detector_.pretext is not None:
-            names += [
-                "rotation_loss",
-                f"log_rotation_gradient_norm__{_HEAD_WEIGHT}",
-                "neighbour_distance",
-            ]
+        detector = self.detector_
+        names += get_pretext(detector.pretext).feature_names(detector.net_.module_)
+        if detector.combined_ is not None:
+            names += list(detector.combined_.own_names)
         return np.asarray(names, dtype=object)
 
     def __sklearn_tags__(self):

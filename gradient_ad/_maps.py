@@ -1,10 +1,11 @@
-"""Anomaly maps: where in a sample its GradCon anomaly score comes from.
+"""Anomaly maps: where in a sample the anomaly score its model gives comes from.
 
-The anomaly score of a sample is ``e(x) - beta * c(x)``: its reconstruction error
+The GradCon score of a sample is ``e(x) - beta * c(x)``: its reconstruction error
 ``e(x) = mean_j (AE(x)_j - x_j) ** 2`` and its gradient alignment ``c(x)``, the mean
 over the constrained tensors of the cosine between ``de/dW_l`` and the reference
 gradient. Each term gets a map with one value per input element (pixel and channel,
-or feature).
+or feature). A model with a combined score (``combined_``) gets the maps of its own
+terms instead (``_combined_maps``): never the maps of another score.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch.func import grad, vmap
 
 from ._chunks import checked_score_batch_size, maps_chunk_rows
+from ._combined import neighbour_shares
 from ._detector import GradientAnomalyDetector
 from ._gradcon import alignment, check_finite, functional_error, reconstruct
 from ._inputs import to_samples
@@ -30,12 +32,14 @@ __all__ = ["anomaly_maps"]
 
 
 def anomaly_maps(detector: GradientAnomalyDetector, X: ArrayLike, *, n_steps: int = 32) -> Bunch:
-    """Per-element contributions to the GradCon anomaly score of each sample.
+    """Per-element contributions to the anomaly score of each sample.
 
     For images the maps hold one value per pixel (and channel); for tables one value
-    per feature. Both are signed so that a positive value raises the anomaly score,
+    per feature. They are signed so that a positive value raises the anomaly score,
     the score that :meth:`~gradient_ad.GradientAnomalyDetector.score_samples` returns
-    with the opposite sign.
+    with the opposite sign. For a GradCon model (``pretext=None``) the maps below; for
+    a model with a combined score (``pretext='rotation'``), the maps of its own terms
+    (see the Returns section).
 
     - ``reconstruction_map`` is exact: the squared reconstruction error of each
       element divided by the number of elements in a sample, so a sample's map sums
@@ -72,8 +76,8 @@ def anomaly_maps(detector: GradientAnomalyDetector, X: ArrayLike, *, n_steps: in
     Returns
     -------
     maps : :class:`~sklearn.utils.Bunch`
-        With the arrays below, all of the shape of ``X`` (flat rows stay flat rows)
-        and dtype float64.
+        For a GradCon model, the arrays below, all of the shape of ``X`` (flat rows
+        stay flat rows) and dtype float64.
 
         reconstruction : ndarray
             The network's reconstruction, in the scale it sees (``uint8`` images
@@ -82,6 +86,20 @@ def anomaly_maps(detector: GradientAnomalyDetector, X: ArrayLike, *, n_steps: in
             Contribution of each element to the reconstruction error.
         gradient_map : ndarray
             Integrated-gradients attribution of the gradient term.
+
+        For a model with a combined score, whose score is the weighted sum of its
+        standardised terms ``w_t (f_t(x) - m_t) / s_t`` (``combined_``), each term's
+        part of the score is split over the elements by their share of the term:
+        ``reconstruction_error_map`` by the share of each element's squared error,
+        ``neighbour_distance_map`` by its share of the distance to the nearest
+        training samples (``sum_i (x_j - n_ij) ** 2 / ||x - n_i||``, over the
+        neighbours ``n_i``). Each map sums exactly to its term's part of the score,
+        and the maps plus ``unmapped_contributions`` sum to minus ``score_samples``.
+        ``n_steps`` plays no part. The Bunch holds ``reconstruction``, the two maps,
+        ``map_names``, ``contributions`` ``(n_samples, n_terms)`` (each term's part of
+        the score, columns in the order of ``terms``), ``terms``, ``unmapped_terms``
+        (the terms without a map: ``alignment`` and the rotation terms, which depend on
+        the whole image) and their ``unmapped_contributions``.
 
     See Also
     --------
@@ -118,6 +136,8 @@ def anomaly_maps(detector: GradientAnomalyDetector, X: ArrayLike, *, n_steps: in
     check_is_fitted(detector)
     samples = to_samples(detector, X, reset=False)
     shape = (len(samples), *np.shape(X)[1:])
+    if detector.combined_ is not None:
+        return _combined_maps(detector, samples, shape)
 
     module = detector.net_.module_
     module.eval()
@@ -152,6 +172,50 @@ def anomaly_maps(detector: GradientAnomalyDetector, X: ArrayLike, *, n_steps: in
         reconstruction=reconstruction.reshape(shape),
         reconstruction_map=reconstruction_map.reshape(shape),
         gradient_map=gradient_map.reshape(shape),
+    )
+
+
+def _reconstruction_shares(detector, samples):
+    """The reconstruction of ``samples`` and each element's share of its squared error
+    (summing to 1 per sample)."""
+    module = detector.net_.module_
+    reconstruction = np.empty(samples.shape)
+    chunk = maps_chunk_rows(checked_score_batch_size(detector))
+    for rows in progress_chunks(len(samples), chunk, verbose=detector.verbose, desc="maps"):
+        x = torch.as_tensor(samples[rows], dtype=module.dtype, device=detector.net_.device)
+        with torch.no_grad():
+            reconstruction[rows] = _numpy(reconstruct(module, x))
+    squared = (reconstruction - samples) ** 2
+    total = squared.reshape(len(samples), -1).sum(1).reshape(-1, *[1] * (samples.ndim - 1))
+    shares = np.divide(squared, total, out=np.zeros_like(squared), where=total > 0)
+    return reconstruction, shares
+
+
+def _combined_maps(detector, samples, shape):
+    """The maps of a model with a combined score (see :func:`anomaly_maps`): each
+    mapped term's part of the score, split over the elements by their shares."""
+    combined = detector.combined_
+    with torch_threads(detector.n_threads):
+        contributions = combined.contributions(detector.score_components(samples))
+        reconstruction, error_shares = _reconstruction_shares(detector, samples)
+    shares = {"reconstruction_error": error_shares}
+    if combined.neighbours_ is not None:
+        shares["neighbour_distance"] = neighbour_shares(combined.neighbours_, samples)
+    maps, unmapped = {}, []
+    for column, name in enumerate(combined.names):
+        if name in shares:
+            part = contributions[:, column].reshape(-1, *[1] * (samples.ndim - 1))
+            maps[f"{name}_map"] = (part * shares[name]).reshape(shape)
+        else:
+            unmapped.append(column)
+    return Bunch(
+        reconstruction=reconstruction.reshape(shape),
+        **maps,
+        map_names=tuple(maps),
+        contributions=contributions,
+        terms=combined.names,
+        unmapped_terms=tuple(combined.names[column] for column in unmapped),
+        unmapped_contributions=contributions[:, unmapped],
     )
 
 

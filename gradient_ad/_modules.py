@@ -240,13 +240,13 @@ class GradConModule(nn.Module):
     constrained : {'decoder', 'all'} or list of str, default='decoder'
         Which parameters are constrained; see :func:`constrained_parameter_names`.
     pretext : {None, 'rotation'}, default=None
-        With ``'rotation'``, the rotation classifier beside the autoencoder
-        (:func:`gradient_ad._pretext.rotation_classifier` builds it): its encoder
-        ``pretext_encoder`` and its head ``pretext_head``. Both are part of the module
-        (saved, loaded, moved with it) but not of the autoencoder: ``constrained``
-        never names them.
-    pretext_encoder, pretext_head : torch.nn.Module, default=None
-        The rotation classifier's parts, with ``pretext``.
+        The pretext task (:mod:`gradient_ad._pretexts`) whose modules sit beside the
+        autoencoder.
+    **pretext_modules : torch.nn.Module
+        The task's modules, by attribute name (its ``modules`` builds them; for
+        ``'rotation'``, ``pretext_encoder`` and ``pretext_head``). They are part of
+        the module (saved, loaded, moved with it) but not of the autoencoder:
+        ``constrained`` never names them.
     """
 
     def __init__(
@@ -254,16 +254,14 @@ class GradConModule(nn.Module):
         autoencoder,
         constrained="decoder",
         pretext=None,
-        pretext_encoder=None,
-        pretext_head=None,
+        **pretext_modules,
     ):
         super().__init__()
         self.autoencoder = autoencoder
         self.constrained_names = constrained_parameter_names(autoencoder, constrained)
         self.pretext = pretext
-        if pretext is not None:
-            self.pretext_encoder = pretext_encoder
-            self.pretext_head = pretext_head
+        for name, part in pretext_modules.items():
+            setattr(self, name, part)
         params = dict(autoencoder.named_parameters())
         for i, name in enumerate(self.constrained_names):
             self.register_buffer(f"reference_{i}", torch.zeros_like(params[name]))

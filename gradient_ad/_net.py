@@ -5,7 +5,7 @@ from skorch import NeuralNet
 from skorch.dataset import unpack_data
 
 from ._gradcon import alignment
-from ._pretext import training_loss
+from ._pretexts import get_pretext
 
 __all__ = ["GradConNet", "REFERENCE_RULES"]
 
@@ -35,11 +35,12 @@ class GradConNet(NeuralNet):
     alpha : float, default=0.03
         Weight of the gradient constraint.
     pretext_weight : float, default=1.0
-        Weight ``lambda`` of the pretext loss, for a module with a ``pretext_head``:
-        the step then minimises ``L + lambda * L_pretext``, ``L_pretext`` being the
-        rotation head's mean cross-entropy over the four rotated copies of the batch
-        (:func:`~gradient_ad._pretext.training_loss`). The rotation classifier has
-        its own encoder: the loss does not reach the autoencoder, whose reference
+        Weight ``lambda`` of the pretext loss, for a module with a pretext (its
+        ``pretext`` names the task): the step then minimises ``L + lambda *
+        L_pretext``, ``L_pretext`` being the task's ``training_loss``
+        (:mod:`gradient_ad._pretexts`; for rotation, the head's mean cross-entropy
+        over the four rotated copies of the batch). The rotation classifier has its
+        own encoder: the loss does not reach the autoencoder, whose reference
         gradients mean what they mean without it. With Adam, the weight matters
         mostly to early stopping, which watches the sum.
     reference : {'total', 'reconstruction'}, default='total'
@@ -67,10 +68,10 @@ class GradConNet(NeuralNet):
         return self.criterion_(y_pred, X)
 
     def _pretext_loss(self, Xi, training):
-        """``lambda * L_pretext`` (``None`` without a pretext head), recorded per batch."""
-        if getattr(self.module_, "pretext", None) is None:
+        """``lambda * L_pretext`` (``None`` without a pretext loss), recorded per batch."""
+        loss = get_pretext(self.module_.pretext).training_loss(self.module_, Xi)
+        if loss is None:
             return None
-        loss = training_loss(self.module_, Xi)
         self.history.record_batch(
             "train_pretext_loss" if training else "valid_pretext_loss", loss.item()
         )
@@ -81,12 +82,12 @@ class GradConNet(NeuralNet):
         params = module.constrained_parameters()
         recon = self.infer(Xi)
         loss_rec = self.get_loss(recon, None, X=Xi, training=training)
-        pretext = self._pretext_loss(Xi, training)
+        pretext_loss = self._pretext_loss(Xi, training)
         constrain = self.alpha != 0 and module.n_reference_updates.item() > 0
         if not constrain:
             # The pretext loss does not reach the autoencoder, so the constrained
             # tensors' gradients are the reconstruction's whichever rule reads them.
-            total = loss_rec if pretext is None else loss_rec + pretext
+            total = loss_rec if pretext_loss is None else loss_rec + pretext_loss
             if training:
                 total.backward()
                 gradients = [p.grad.detach().clone() for p in params]
@@ -95,8 +96,8 @@ class GradConNet(NeuralNet):
             return total, loss_rec, recon, gradients
         gradients = torch.autograd.grad(loss_rec, params, create_graph=training)
         loss = loss_rec - self.alpha * alignment(gradients, module.reference_gradients())
-        if pretext is not None:
-            loss = loss + pretext
+        if pretext_loss is not None:
+            loss = loss + pretext_loss
         if not training:
             return loss, loss_rec, recon, None
         loss.backward()

@@ -3,8 +3,10 @@ back-fills that let models saved by earlier versions load.
 
 :meth:`GradientAnomalyDetector.__getstate__` and ``__setstate__`` call
 :func:`saved_state` and :func:`loaded_state`; :func:`gradient_ad.load` (in
-:mod:`gradient_ad._loading`) adds clear errors for damaged files. This module imports
-nothing of the package's but its version, so the detector imports it without a cycle.
+:mod:`gradient_ad._loading`) adds clear errors for damaged files. It imports neither
+the detector nor the loader (the pretexts and the combined score only, to back-fill
+models saved before the combined score had its own object), so the detector imports it
+without a cycle.
 """
 
 import hashlib
@@ -13,6 +15,8 @@ import warnings
 import numpy as np
 import torch
 
+from ._combined import CombinedScore, combined_terms
+from ._pretexts import get_pretext
 from ._version import __version__
 
 __all__ = ["InconsistentVersionWarning", "loaded_state", "model_digest", "saved_state"]
@@ -91,17 +95,47 @@ def loaded_state(state, class_name):
             f"the model of this {class_name} does not match the checksum saved "
             "with it: the file is damaged. Save the model again, or copy the file again."
         )
+    if "net_" in state and "combined_" not in state:
+        state["combined_"] = _combined_of_old_model(state)
     return state
+
+
+# The attributes of the combined score of a model saved before it had its own object
+# (up to commit d0b5e7e; each of the pretext's calibration_names was kept as "<name>_").
+_OLD_COMBINED = ("neighbours_", "term_means_", "term_scales_")
+
+
+def _combined_of_old_model(state):
+    """The ``combined_`` of a model saved before it existed: ``None`` (the GradCon
+    score) without a pretext, else a :class:`CombinedScore` of the attributes that
+    model kept, which scores as that model did (weights all ones)."""
+    if _OLD_COMBINED[0] not in state:
+        return None
+    pretext = get_pretext(state["pretext"])
+    neighbours, means, scales = (state.pop(name) for name in _OLD_COMBINED)
+    calibration = {name: state.pop(f"{name}_") for name in pretext.calibration_names}
+    combined = CombinedScore(combined_terms(pretext.terms), calibration)
+    combined.neighbours_ = neighbours
+    combined.means_, combined.scales_ = means, scales
+    combined.weights_ = np.ones(len(means))
+    return combined
 
 
 def _scored_with(state):
     numbers = [state["beta_"], state["offset_"]]
-    if state.get("pretext") is not None:
-        # What the pretext's combined score is calibrated with is part of the model too.
-        for name in ("rotation_targets_", "term_means_", "term_scales_"):
+    if state.get("combined_") is not None:
+        # What the combined score is calibrated with is part of the model too.
+        numbers += state["combined_"].digest_numbers()
+    elif _OLD_COMBINED[0] in state:  # saved before combined_ (_combined_of_old_model)
+        calibration = get_pretext(state["pretext"]).calibration_names
+        for name in (*(f"{name}_" for name in calibration), *_OLD_COMBINED[1:]):
             numbers += np.ravel(state[name]).tolist()
-        # The neighbour term's training samples, as 48 bits of their own SHA-256 (a
-        # float holds them exactly).
-        samples = np.ascontiguousarray(state["neighbours_"]._fit_X)
-        numbers.append(int(hashlib.sha256(samples.tobytes()).hexdigest()[:12], 16))
+        numbers.append(_samples_digest(state["neighbours_"]))
     return state["net_"], *numbers
+
+
+def _samples_digest(neighbours):
+    """The neighbour term's training samples, as 48 bits of their own SHA-256 (a float
+    holds them exactly)."""
+    samples = np.ascontiguousarray(neighbours._fit_X)
+    return int(hashlib.sha256(samples.tobytes()).hexdigest()[:12], 16)

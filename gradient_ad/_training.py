@@ -29,10 +29,8 @@ from ._collapse import collapse_statistics, is_collapsed, kaiming_init, spread_r
 from ._gradcon import reconstruction_error
 from ._modules import ConvAutoencoder, GradConModule, MLPAutoencoder
 from ._net import GradConNet
-from ._pretext import one_hot_targets, rotation_classifier
-from ._pretext import score_terms as pretext_score_terms
+from ._pretexts import get_pretext
 from ._progress import PlainPrintLog, fit_progress_callbacks
-from ._scoring import score_terms
 from ._settings import python
 from ._stopping import SignSafeEarlyStopping
 from ._warnings import FitInterruptedWarning, caller_stacklevel
@@ -149,10 +147,7 @@ def _train_with_restarts(detector, shape, X, train_rows, valid, device, seed):
 def _train_once(detector, shape, X, train_rows, valid, device, seed, reinitialise):
     with seeded(seed, device):
         network = build_network(detector, shape, X, reinitialise)
-        parts = {}
-        if detector.pretext is not None:
-            encoder, head = rotation_classifier(network, shape, detector.pretext)
-            parts = {"pretext_encoder": encoder, "pretext_head": head}
+        parts = get_pretext(detector.pretext).modules(network, shape)
         module = GradConModule(network, detector.constrained, detector.pretext, **parts)
         # The data follow the network's dtype (float64 for module.double(), or
         # for the package's networks under torch.set_default_dtype(torch.float64)).
@@ -282,9 +277,7 @@ def _check_network(module, X):
                 "it uses (constrained=[...])."
             )
         try:
-            score_terms(module, X, len(X), device)
-            if module.pretext is not None:
-                pretext_score_terms(module, X, len(X), device, one_hot_targets(module.dtype))
+            get_pretext(module.pretext).score_terms(module, X, len(X), device)
         except Exception as error:
             raise ValueError(
                 "per-sample gradients of this network cannot be computed "

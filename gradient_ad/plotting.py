@@ -43,10 +43,13 @@ def plot_anomaly_maps(
     """Draw each sample beside its reconstruction and its two anomaly maps.
 
     Images get one row per sample and four panels: the input, the reconstruction,
-    the reconstruction map and the gradient map (summed over channels). The colour
-    scale of each map is shared by all rows, so rows can be compared; the gradient
-    map uses a diverging scale centred on zero (red raises the anomaly score, blue
-    lowers it). Tables get one bar chart per sample with both maps per feature.
+    and the two maps of :func:`~gradient_ad.anomaly_maps` (summed over channels): the
+    reconstruction map and the gradient map for a GradCon model, the reconstruction
+    error's and the neighbour distance's maps for a model with a combined score. The
+    colour scale of each map is shared by all rows, so rows can be compared; a map with
+    negative values uses a diverging scale centred on zero (red raises the anomaly
+    score, blue lowers it). Tables get one bar chart per sample with both maps per
+    feature.
 
     Parameters
     ----------
@@ -90,17 +93,17 @@ def plot_anomaly_maps(
     samples = to_samples(detector, X, reset=False)
     shape = detector.input_shape_
     n_samples = len(samples)
+    keys = maps.get("map_names", ("reconstruction_map", "gradient_map"))
     as_samples = {
-        key: np.asarray(maps[key]).reshape(n_samples, *shape)
-        for key in ("reconstruction", "reconstruction_map", "gradient_map")
+        key: np.asarray(maps[key]).reshape(n_samples, *shape) for key in ("reconstruction", *keys)
     }
     if len(shape) == 1:
         names = getattr(detector, "feature_names_in_", None)
-        return _plot_table(plt, samples, as_samples, names, figsize)
-    return _plot_images(plt, samples, as_samples, figsize)
+        return _plot_table(plt, samples, as_samples, keys, names, figsize)
+    return _plot_images(plt, samples, as_samples, keys, figsize)
 
 
-def _plot_images(plt, samples, maps, figsize):
+def _plot_images(plt, samples, maps, keys, figsize):
     n_samples = len(samples)
     fig, axes = plt.subplots(
         n_samples,
@@ -109,30 +112,33 @@ def _plot_images(plt, samples, maps, figsize):
         squeeze=False,
         layout="constrained",
     )
-    reconstruction_map = maps["reconstruction_map"].sum(axis=1)
-    gradient_map = maps["gradient_map"].sum(axis=1)
-    reconstruction_top = reconstruction_map.max() or 1.0
-    gradient_top = np.abs(gradient_map).max() or 1.0
     for i in range(n_samples):
         axes[i, 0].imshow(_displayable(samples[i]), cmap="gray", vmin=0, vmax=1)
         axes[i, 1].imshow(_displayable(maps["reconstruction"][i]), cmap="gray", vmin=0, vmax=1)
-        errors = axes[i, 2].imshow(
-            reconstruction_map[i], cmap="magma", vmin=0, vmax=reconstruction_top
-        )
-        gradients = axes[i, 3].imshow(
-            gradient_map[i], cmap="RdBu_r", vmin=-gradient_top, vmax=gradient_top
-        )
-    for ax, title in zip(
-        axes[0], ["input", "reconstruction", "reconstruction map", "gradient map"]
-    ):
+    for column, key in enumerate(keys, start=2):
+        values = maps[key].sum(axis=1)
+        top = np.abs(values).max() or 1.0
+        # GradCon's reconstruction map never lowers the score: a sequential scale; the
+        # others are signed.
+        signed = key != "reconstruction_map"
+        scale = {"cmap": "RdBu_r"} if signed else {"cmap": "magma", "vmin": 0}
+        scale = {"vmin": -top, "vmax": top, **scale}
+        for i in range(n_samples):
+            image = axes[i, column].imshow(values[i], **scale)
+        bar = fig.colorbar(image, ax=axes[:, column], location="bottom", shrink=0.9)
+        bar.ax.tick_params(labelsize="small", labelrotation=45)
+    titles = ["input", "reconstruction", *(_title(key) for key in keys)]
+    for ax, title in zip(axes[0], titles):
         ax.set_title(title)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    for image, column in [(errors, 2), (gradients, 3)]:
-        bar = fig.colorbar(image, ax=axes[:, column], location="bottom", shrink=0.9)
-        bar.ax.tick_params(labelsize="small", labelrotation=45)
     return fig
+
+
+def _title(key):
+    """A map's panel title: ``'neighbour_distance_map'`` -> ``'neighbour distance map'``."""
+    return key.replace("reconstruction_error_map", "reconstruction map").replace("_", " ")
 
 
 def _displayable(image):
@@ -142,7 +148,7 @@ def _displayable(image):
     return image.mean(axis=0)
 
 
-def _plot_table(plt, samples, maps, names, figsize):
+def _plot_table(plt, samples, maps, keys, names, figsize):
     n_samples, n_features = samples.shape
     fig, axes = plt.subplots(
         n_samples,
@@ -154,8 +160,8 @@ def _plot_table(plt, samples, maps, names, figsize):
     )
     positions = np.arange(n_features)
     for i, ax in enumerate(axes[:, 0]):
-        ax.bar(positions - 0.2, maps["reconstruction_map"][i], 0.4, label="reconstruction map")
-        ax.bar(positions + 0.2, maps["gradient_map"][i], 0.4, label="gradient map")
+        for offset, key in zip((-0.2, 0.2), keys):
+            ax.bar(positions + offset, maps[key][i], 0.4, label=_title(key))
         ax.axhline(0, color="black", linewidth=0.5)
         ax.set_ylabel(f"sample {i}")
     axes[0, 0].legend(loc="upper right")

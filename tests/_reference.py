@@ -60,3 +60,24 @@ def reference_layer_terms(module, X, directions=None):
             )
     as_tensor = lambda values: torch.tensor(values, dtype=torch.float64)  # noqa: E731
     return as_tensor(cosines), as_tensor(norms), as_tensor(projections) if directions else None
+
+
+def reference_rotation_terms(module, X, targets):
+    """The rotation pretext's terms, one sample at a time by autograd: the loss
+    ``-mean_r log <t_r, p_r>`` and the log norm of its gradient with respect to the
+    head's weight."""
+    weight = module.pretext_head.linear.weight
+    losses, norms = [], []
+    for sample in torch.as_tensor(X):
+        with torch.enable_grad():
+            copies = torch.stack([torch.rot90(sample, r, dims=(1, 2)) for r in range(4)])
+            logits = module.pretext_head(module.pretext_encoder(copies))
+            p = torch.softmax(logits, -1)
+            loss = -torch.log((targets * p).sum(-1)).mean()
+            (gradient,) = torch.autograd.grad(loss, weight)
+        losses.append(loss.detach())
+        norms.append(gradient.norm())
+    return {
+        "rotation_loss": torch.stack(losses),
+        "log_rotation_gradient_norm": torch.stack(norms).log(),
+    }

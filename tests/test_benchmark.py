@@ -2,8 +2,11 @@
 
 import gzip
 import json
+import os
 import re
 import struct
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -11,7 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradient_ad import benchmark
+from gradient_ad import benchmark, datasets
+from gradient_ad.benchmark import cli, evaluation, report
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FAST = ["--max-epochs", "3"]  # the pretext detector keeps its default 10 epochs
 
@@ -26,7 +32,9 @@ def test_digits_end_to_end(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "digits 7 seed 1" in printed and "median fit seconds" in printed
     # Three epochs: every network runs out of them; said once, not warned per fit.
-    assert "8 of 8 network fits ran all max_epochs=3 epochs" in printed
+    assert "8 of 8 GradCon/autoencoder fits used all max_epochs=3 epochs" in printed
+    assert "4 of 4 pretext fits used all --pretext-epochs=10 epochs" in printed
+    assert "(--max-epochs and --pretext-epochs train longer)" in printed
     assert not [w for w in caught if "max_epochs" in str(w.message)]
     saved = json.loads(out.read_text())
     assert saved["rows"] == rows and saved["meta"]["detector_params"] == {"max_epochs": 3}
@@ -112,7 +120,7 @@ def test_pretext_and_neighbour_columns_are_what_they_say():
     for method, scores in expected.items():
         assert results[method]["auroc"] == pytest.approx(roc_auc_score(split.y_test, scores))
     # The pretext needs images: tables leave its columns out.
-    table = benchmark.datasets.OneClassSplit(split.X_train, None, None, split.X_test, split.y_test)
+    table = datasets.OneClassSplit(split.X_train, None, None, split.X_test, split.y_test)
     assert set(benchmark.evaluate(table, seed, {}, methods=methods)) == {"knn", "lof"}
 
 
@@ -253,14 +261,14 @@ def test_bad_command_lines_end_in_one_line_and_status_2(argv, match, tmp_path, c
     def no_training(*args, **kwargs):
         raise AssertionError("a task ran before the error")
 
-    monkeypatch.setattr(benchmark, "evaluate", no_training)
+    monkeypatch.setattr(evaluation, "evaluate", no_training)
     paths = {"{tmp}": str(tmp_path), "{missing}": str(tmp_path / "absent")}
     argv = [paths.get(a, a) for a in argv]
     assert re.search(match, _cli_error(capsys, argv))
 
 
 def test_unwritable_out_and_broken_table_fail_before_any_task(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(benchmark, "evaluate", lambda *a, **k: pytest.fail("a task ran"))
+    monkeypatch.setattr(evaluation, "evaluate", lambda *a, **k: pytest.fail("a task ran"))
     (tmp_path / "file").write_text("")
     assert "cannot write there" in _cli_error(capsys, ["--out", str(tmp_path / "file" / "r.json")])
     # The second table is broken: the first must not train before that is found.
@@ -282,15 +290,61 @@ def _rows(seeds, methods=("gradcon", "gradcon_reconstruction", "isolation_forest
 
 
 def test_table_headers_are_readmes_and_one_seed_shows_no_spread():
-    one = benchmark.format_table(_rows([0])).splitlines()
-    assert one[0].split() == ["task", "GradCon", "recon.", "same", "net", "IForest"]
-    assert "+/-" not in "\n".join(one) and one[-1].split()[0] == "mean"
-    three = benchmark.format_table(_rows([0, 1, 2])).splitlines()
-    assert all(line.count("+/-") == 3 for line in three[1:])
-    assert benchmark._title(_rows([0]), "digits", "one-class") == (
+    one = benchmark.format_table(_rows([0])).split("\n\n")
+    # One table per group of methods: the GradCon network's, the classic detectors.
+    assert [block.splitlines()[0].split() for block in one] == [
+        ["task", "GradCon", "recon.", "same", "net"],
+        ["task", "IForest"],
+    ]
+    assert "+/-" not in "\n".join(one) and one[0].splitlines()[-1].split()[0] == "mean"
+    three = benchmark.format_table(_rows([0, 1, 2])).split("\n\n")
+    assert all(line.count("+/-") == 2 for line in three[0].splitlines()[1:])
+    assert report.title(_rows([0]), "digits", "one-class") == (
         "Test AUROC, digits (one-class), 2 classes, 1 seed"
     )
-    assert "3 seeds, mean +/- std over seeds" in benchmark._title(_rows([0, 1, 2]), "odds", "x")
+    assert "3 seeds, mean +/- std over seeds" in report.title(_rows([0, 1, 2]), "odds", "x")
+
+
+def test_the_full_table_fits_100_characters_and_keeps_every_number():
+    rows = _rows([0, 1, 2], benchmark.METHODS)
+    rows += [{**row, "task": "a_long_table_name"} for row in rows]
+    text = benchmark.format_table(rows)
+    assert max(map(len, text.splitlines())) <= 100
+    table = benchmark.summarize(rows)
+    blocks = text.split("\n\n")
+    assert len(blocks) == len(benchmark.METHOD_GROUPS)
+    for block, group in zip(blocks, benchmark.METHOD_GROUPS):
+        header, *lines = block.splitlines()
+        assert re.split(r"\s{2,}", header.strip())[1:] == [benchmark.LABELS[m] for m in group]
+        assert [line[:12].strip() for line in lines] == ["0", "1", "a_long_table", "mean"]
+        for line, (_, row) in zip(lines, table.iterrows()):
+            expected = [f"{row[(m, 'mean')]:.3f} +/- {row[(m, 'std')]:.3f}" for m in group]
+            assert re.findall(r"\d\.\d{3} \+/- \d\.\d{3}", line) == expected
+
+
+def _fit_rows(method, epochs, task):
+    return {"task": task, "seed": 0, "method": method, "auroc": 0.5, "epochs": epochs}
+
+
+def test_budget_note_counts_each_network_fit_once_and_says_what_happened():
+    rows = []
+    for task, gradcon, autoencoder, pretext in ((0, 100, 100, 10), (1, 40, 100, 7)):
+        rows += [_fit_rows(m, gradcon, task) for m in benchmark.GRADCON_SCORES]
+        rows.append(_fit_rows("autoencoder", autoencoder, task))
+        rows += [_fit_rows(m, pretext, task) for m in benchmark.PRETEXT_SCORES]
+        rows.append(_fit_rows("isolation_forest", None, task))
+    assert report.budget_note(rows, {}, 10).splitlines() == [
+        "3 of 4 GradCon/autoencoder fits used all max_epochs=100 epochs; "
+        "early stopping never triggered",
+        "1 of 2 pretext fits used all --pretext-epochs=10 epochs; early stopping never triggered",
+        "(--max-epochs and --pretext-epochs train longer)",
+    ]
+    assert report.budget_note(rows, {}, 20).splitlines()[1:] == ["(--max-epochs trains longer)"]
+    # A fit is counted whichever of its scores were asked for.
+    alone = [row for row in rows if row["method"] == "gradcon_gradient"]
+    assert report.budget_note(alone, {}, 10).startswith("1 of 2 GradCon/autoencoder fits")
+    assert report.budget_note(rows, {"max_epochs": 200}, 20) == ""
+    assert report.budget_note(rows, {"early_stopping": False}, 10) == ""
 
 
 def test_readme_row_is_the_default_command():
@@ -301,15 +355,46 @@ def test_readme_row_is_the_default_command():
     header = next(line for line in readme.splitlines() if line.startswith("data (protocol)"))
     for method in ("gradcon", "gradcon_reconstruction", "gradcon_standardized"):
         assert benchmark.LABELS[method] in header
-    for method in ("isolation_forest", "one_class_svm"):
+    for method in ("isolation_forest", "one_class_svm", "pretext", "knn"):
         assert benchmark.LABELS[method] in header
 
 
-def test_help_is_plain_text_with_help_for_every_option(capsys):
-    with pytest.raises(SystemExit) as exit_:
-        benchmark.main(["--help"])
-    text = capsys.readouterr().out
-    assert exit_.value.code == 0 and "``" not in text and ":func:" not in text
+def _command(*argv):
+    """``python -X importtime -m gradient_ad.benchmark *argv`` from the checkout:
+    its output and the modules it imported."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "gradient_ad.benchmark", *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    return done, imported
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--seeds", "x"]])
+def test_the_command_answers_before_importing_torch(argv):
+    done, imported = _command(*argv)
+    assert done.returncode == (0 if argv == ["--help"] else 2)
+    assert "gradient_ad.benchmark.cli" in imported  # the check sees the imports
+    heavy = {name.split(".")[0] for name in imported} & {"torch", "sklearn", "pandas", "skorch"}
+    assert not heavy
+
+
+def test_help_is_plain_text_with_help_for_every_option():
+    done, _ = _command("--help")
+    text = done.stdout
+    assert done.returncode == 0 and "--dataset" in text
+    # No reST markup: no literals, no roles such as :class:`...`.
+    assert "`" not in text and not re.search(r":[a-z]+:", text)
+    assert "(NearestNeighbors)" in text and "LocalOutlierFactor with novelty=True" in text
     options = text[text.index("options:") :]
     # Every option's line (or the next, when the option is long) carries help text.
     lines = options.splitlines()[1:]
@@ -317,6 +402,19 @@ def test_help_is_plain_text_with_help_for_every_option(capsys):
         if line.startswith("  --"):
             own = re.split(r"\s{2,}", line.strip(), maxsplit=1)
             assert len(own) == 2 or lines[i + 1].startswith(" " * 10), line
+
+
+@pytest.mark.parametrize(
+    "text, plain",
+    [
+        ("``beta='auto'``", "beta='auto'"),
+        (":class:`~sklearn.neighbors.NearestNeighbors`", "NearestNeighbors"),
+        (":func:`gradient_ad.load`", "gradient_ad.load"),
+        (":ref:`the data section <data>` and :py:meth:`~a.B.fit`", "the data section and fit"),
+    ],
+)
+def test_plain_turns_rest_into_what_a_reader_sees(text, plain):
+    assert cli.plain(text) == plain
 
 
 def test_missing_pandas_names_the_extra_as_a_clone_installs_it(monkeypatch, capsys):

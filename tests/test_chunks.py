@@ -1,5 +1,5 @@
 """How many rows are scored at once (gradient_ad._chunks). The routes' caps in action:
-test_scoring.py; score_batch_size through the estimators: test_bad_input.py."""
+test_scoring.py; score_batch_size through the estimators: test_inputs.py."""
 
 import numpy as np
 import pytest

@@ -207,7 +207,7 @@ def test_interrupt_after_training_propagates_and_leaves_unfitted(digits, monkeyp
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(GradientAnomalyDetector, "_score_terms", interrupted)
+    monkeypatch.setattr(GradientAnomalyDetector, "_components", interrupted)
     est = GradientAnomalyDetector(**FAST)
     with pytest.raises(KeyboardInterrupt):
         est.fit(digits)  # interrupted while computing offset_

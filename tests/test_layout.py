@@ -64,13 +64,13 @@ def test_the_checks_see_the_package_and_private_names():
     assert {"gradient_ad._detector", "gradient_ad._scoring.routes"} <= set(MODULES)
     norms = [(source, names) for _, source, names in _imports("gradient_ad._scoring.norms")]
     assert ("gradient_ad._chunks", ["WORKSPACE_ELEMENTS"]) in norms
-    # What benchmark.py once did, and what is fine.
-    text = "from ._detector import GradientAnomalyDetector, _check_net_params\n"
-    assert _private_imports("gradient_ad.benchmark", text) == [
+    # What the benchmark once did, and what is fine (from a subpackage's module).
+    text = "from .._detector import GradientAnomalyDetector, _check_net_params\n"
+    assert _private_imports("gradient_ad.benchmark.evaluation", text) == [
         "line 1: _check_net_params from gradient_ad._detector"
     ]
-    text = "from . import _chunks\nfrom ._version import __version__\nfrom ._x import y\n"
-    assert _private_imports("gradient_ad.benchmark", text) == []
+    text = "from .. import _chunks\nfrom .._version import __version__\nfrom ._x import y\n"
+    assert _private_imports("gradient_ad.benchmark.evaluation", text) == []
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -135,3 +135,57 @@ def test_no_import_cycle():
 def test_the_cycle_check_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+@pytest.mark.parametrize("package", [name for name in MODULES if _is_package(name)])
+def test_public_names_resolve_and_no_submodule_shadows_one(package):
+    # The packages load their public names on first use (PEP 562); importing a
+    # submodule sets an attribute of its name on the package, which would hide a public
+    # name spelled the same.
+    import importlib
+
+    module = importlib.import_module(package)
+    for name in MODULES:
+        if name.rpartition(".")[0] == package:
+            importlib.import_module(name)
+    for name in getattr(module, "__all__", []):
+        value = getattr(module, name)
+        assert not isinstance(value, type(module)), f"{package}.{name} is a module"
+        assert name in dir(module)
+
+
+def _pretext_branches(name):
+    """Conditions that read ``pretext`` (a name or an attribute) in module ``name``: its
+    ``if``, conditional expressions, loops and comprehension filters."""
+    tree = ast.parse(MODULES[name].read_text())
+    tests = [
+        node.test
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.If, ast.IfExp, ast.While, ast.Assert))
+    ]
+    tests += [
+        cond for node in ast.walk(tree) if isinstance(node, ast.comprehension) for cond in node.ifs
+    ]
+
+    def mentions(test):
+        return any(
+            (isinstance(node, ast.Name) and node.id == "pretext")
+            or (isinstance(node, ast.Attribute) and node.attr == "pretext")
+            for node in ast.walk(test)
+        )
+
+    return [ast.unparse(test) for test in tests if mentions(test)]
+
+
+def test_pretexts_are_handed_off_not_branched_on():
+    # Outside the pretext package, code asks the registry's member (its contract)
+    # rather than branching on which pretext a model has: at most the parameter's
+    # hand-off and the pretext-only methods' availability remain.
+    branches = {
+        name: _pretext_branches(name)
+        for name in MODULES
+        if not name.startswith("gradient_ad._pretexts")
+    }
+    found = [f"{name}: {test}" for name, tests in branches.items() for test in tests]
+    assert len(found) <= 3, found
+    assert _pretext_branches("gradient_ad._pretexts.rotation") == []  # the count sees none there

@@ -1,5 +1,7 @@
 """Anomaly maps: exact reconstruction maps, integrated-gradients maps, plots, bad input."""
 
+import warnings
+
 import matplotlib
 import numpy as np
 import pytest
@@ -187,3 +189,64 @@ def test_non_finite_network_raises(table_detector, digits):
         broken.net_.module_.constrained_parameters()[0][0, 0] = float("nan")
     with pytest.raises(FloatingPointError, match="non-finite values for 4 of 4 samples"):
         anomaly_maps(broken, X[:4], n_steps=1)
+
+
+# -- a model with a combined score: the maps of its own terms -----------------------------
+
+
+@pytest.fixture(scope="module")
+def combined_detector(digits):
+    X, y = digits
+    images = X.reshape(-1, 8, 8).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # too short to converge
+        detector = GradientAnomalyDetector(pretext="rotation", max_epochs=3, random_state=0)
+        return detector.fit(images[y == 0][:150])
+
+
+def test_combined_maps_explain_the_combined_score(combined_detector, digits):
+    X, _ = digits
+    images = X[:6].reshape(-1, 8, 8).astype(np.float32)
+    maps = anomaly_maps(combined_detector, images)
+    assert "gradient_map" not in maps  # never a map of GradCon's score
+    assert maps.map_names == ("reconstruction_error_map", "neighbour_distance_map")
+    assert maps.terms == combined_detector.combined_.names
+    assert maps.unmapped_terms == ("alignment", "rotation_loss", "log_rotation_gradient_norm")
+    # Each map sums to its term's standardised, weighted part of the score, and the
+    # maps and the unmapped parts add up to the score the model gives.
+    components = combined_detector.score_components(images)
+    contributions = combined_detector.combined_.contributions(components)
+    np.testing.assert_allclose(maps.contributions, contributions)
+    for column, name in enumerate(maps.terms):
+        if f"{name}_map" in maps:
+            total = maps[f"{name}_map"].sum(axis=(1, 2))
+            np.testing.assert_allclose(total, contributions[:, column], rtol=1e-6, atol=1e-9)
+    total = sum(maps[key].sum(axis=(1, 2)) for key in maps.map_names)
+    total = total + maps.unmapped_contributions.sum(1)
+    np.testing.assert_allclose(total, -combined_detector.score_samples(images), rtol=1e-5)
+    assert maps.reconstruction.shape == images.shape
+
+
+def test_combined_maps_point_at_a_planted_patch(combined_detector, digits):
+    # A bright patch where zeros are dark: both maps put more of their term on the
+    # patch's four pixels than on any other four.
+    X, y = digits
+    zero = X[y == 0][-1].reshape(1, 8, 8).astype(np.float32).copy()
+    zero[0, 3:5, 3:5] = 1.0
+    maps = anomaly_maps(combined_detector, zero)
+    for key in maps.map_names:
+        values = maps[key][0]
+        patch = values[3:5, 3:5].sum()
+        assert patch > 0
+        assert patch >= np.sort(values.ravel())[-4:].sum() * 0.5, key
+
+
+def test_plot_combined_maps(combined_detector, digits):
+    X, _ = digits
+    fig = plot_anomaly_maps(combined_detector, X[:2].reshape(-1, 8, 8).astype(np.float32))
+    assert [ax.get_title() for ax in fig.axes[:4]] == [
+        "input",
+        "reconstruction",
+        "reconstruction map",
+        "neighbour distance map",
+    ]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import gradient_ad
-from gradient_ad import _cli
+from gradient_ad.benchmark import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CHECKOUT = (ROOT / "setup.py").is_file()
@@ -24,20 +24,20 @@ _NOT_SHIPPED = shutil.ignore_patterns("__pycache__", "*.egg-info")
 
 def test_console_script_help_exits_0(capsys):
     with pytest.raises(SystemExit) as exit_:
-        _cli.benchmark(["--help"])
+        cli.console(["--help"])
     assert exit_.value.code == 0
     assert "--dataset" in capsys.readouterr().out
 
 
 def test_console_script_bad_argument_exits_2(capsys):
     with pytest.raises(SystemExit) as exit_:
-        _cli.benchmark(["--seeds", "x"])
+        cli.console(["--seeds", "x"])
     assert exit_.value.code == 2
 
 
 def test_console_script_returns_0_after_a_run(capsys):
-    # benchmark.main returns its rows, which sys.exit would turn into status 1.
-    assert _cli.benchmark(["--classes", "0", "--methods", "isolation_forest"]) == 0
+    # cli.main returns its rows, which sys.exit would turn into status 1.
+    assert cli.console(["--classes", "0", "--methods", "isolation_forest"]) == 0
     assert "isolation_forest" in capsys.readouterr().out
 
 
@@ -73,7 +73,7 @@ def test_wheel_ships_py_typed_and_the_console_script(tmp_path):
         names = archive.namelist()
         entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt")))
     assert "gradient_ad/py.typed" in names
-    assert "gradient-ad-benchmark = gradient_ad._cli:benchmark" in entry_points.decode()
+    assert "gradient-ad-benchmark = gradient_ad.benchmark.cli:console" in entry_points.decode()
 
 
 def test_plot_without_matplotlib_names_the_extra(monkeypatch):

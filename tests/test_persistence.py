@@ -1,6 +1,8 @@
 """What a saved detector carries: round trips, other versions, CUDA-saved models,
 checksums of damaged weights, models saved by earlier versions (gradient_ad._persistence)."""
 
+import copy
+import hashlib
 import io
 import pickle
 import subprocess
@@ -18,6 +20,7 @@ from skorch.exceptions import DeviceWarning
 
 import gradient_ad
 from gradient_ad import GradientAnomalyDetector, InconsistentVersionWarning, load
+from gradient_ad._persistence import model_digest
 
 
 def test_joblib_round_trip_gives_identical_scores(saved_model, tmp_path):
@@ -203,6 +206,8 @@ EARLIER_GLOBALS = [
     ("gradient_ad._detector", "_silent"),
     ("gradient_ad._net", "GradConNet"),
     ("gradient_ad._stopping", "SignSafeEarlyStopping"),
+    # A detector with pretext='rotation' up to d0b5e7e: the head's class.
+    ("gradient_ad._pretext", "PretextHead"),
 ]
 
 
@@ -214,6 +219,7 @@ def test_globals_named_by_pickles_of_earlier_versions_resolve(saved_model):
     found = {name: unpickler.find_class(module, name) for module, name in EARLIER_GLOBALS}
     assert found["_StopOnNonFiniteLoss"] is _training.StopOnNonFiniteLoss
     assert found["_silent"] is _training.silent
+    assert found["PretextHead"].__module__ == "gradient_ad._pretexts.rotation"
     # And today's pickles name only what resolves too (a round trip).
     seen = []
 
@@ -233,4 +239,66 @@ def test_model_saved_before_n_threads_leaves_torch_threads_alone(saved_model):
     loaded = GradientAnomalyDetector.__new__(GradientAnomalyDetector)
     loaded.__setstate__(state)
     assert loaded.get_params()["n_threads"] is None
+    np.testing.assert_array_equal(loaded.decision_function(X), est.decision_function(X))
+
+
+def _old_layout(state):
+    """``state`` of a pretext detector as the code up to d0b5e7e saved it: the combined
+    score's parts as four attributes of the detector, in its checksum in that order."""
+    combined = state.pop("combined_")
+    state.update(
+        rotation_targets_=combined.pretext_calibration["rotation_targets"],
+        neighbours_=combined.neighbours_,
+        term_means_=combined.means_,
+        term_scales_=combined.scales_,
+    )
+    samples = np.ascontiguousarray(combined.neighbours_._fit_X)
+    numbers = [
+        state["beta_"],
+        state["offset_"],
+        *state["rotation_targets_"].ravel(),
+        *state["term_means_"],
+        *state["term_scales_"],
+        int(hashlib.sha256(samples.tobytes()).hexdigest()[:12], 16),
+    ]
+    state["_gradient_ad_sha256"] = model_digest(state["net_"], *numbers)
+    return state
+
+
+@pytest.mark.filterwarnings("ignore:Training ran all max_epochs")
+@pytest.mark.filterwarnings("ignore:The network collapsed")
+def test_pretext_model_saved_before_combined_scores_the_same():
+    from gradient_ad.datasets import load_digits_images
+
+    X, y = load_digits_images()
+    X = X.astype(np.float32)
+    est = GradientAnomalyDetector(pretext="rotation", max_epochs=2, random_state=0)
+    est.fit(X[y == 3][:120])
+    state = _old_layout(copy.deepcopy(est).__getstate__())
+    loaded = GradientAnomalyDetector.__new__(GradientAnomalyDetector)
+    loaded.__setstate__(dict(state))
+    assert not {"rotation_targets_", "neighbours_", "term_means_", "term_scales_"} & set(
+        vars(loaded)
+    )
+    assert loaded.combined_.names == est.combined_.names
+    np.testing.assert_array_equal(loaded.combined_.weights_, np.ones(5))
+    np.testing.assert_array_equal(loaded.score_samples(X[:50]), est.score_samples(X[:50]))
+    for got, expected in zip(loaded.score_components(X[:50]), est.score_components(X[:50])):
+        np.testing.assert_array_equal(got, expected)
+    # Saved again, it keeps the new layout and its checksum.
+    again = pickle.loads(pickle.dumps(loaded))
+    np.testing.assert_array_equal(again.score_samples(X[:50]), est.score_samples(X[:50]))
+    # A damaged old file is still caught by its own checksum.
+    state["term_means_"] = state["term_means_"] + 0.01
+    with pytest.raises(ValueError, match="checksum"):
+        GradientAnomalyDetector.__new__(GradientAnomalyDetector).__setstate__(state)
+
+
+def test_gradcon_model_saved_before_combined_has_none(saved_model):
+    est, X = saved_model
+    state = est.__getstate__()
+    del state["combined_"]  # its checksum does not hold it: the GradCon score has none
+    loaded = GradientAnomalyDetector.__new__(GradientAnomalyDetector)
+    loaded.__setstate__(state)
+    assert loaded.combined_ is None
     np.testing.assert_array_equal(loaded.decision_function(X), est.decision_function(X))

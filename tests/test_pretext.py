@@ -1,4 +1,6 @@
-"""The rotation pretext: exact per-sample terms, refusals, guarantees of the detector."""
+"""The rotation pretext (gradient_ad/_pretexts/rotation.py): exact per-sample terms,
+refusals, guarantees of the detector. tests/test_pretexts.py holds the guarantees every
+registered pretext keeps."""
 
 import copy
 import io
@@ -9,14 +11,14 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from _reference import reference_rotation_terms
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from gradient_ad import GradientAnomalyDetector, GradientFeatures
 from gradient_ad._modules import ConvAutoencoder, GradConModule
 from gradient_ad._persistence import model_digest
-from gradient_ad._pretext import (
-    COMBINED_TERMS,
+from gradient_ad._pretexts.rotation import (
     N_ROTATIONS,
     calibrated_targets,
     one_hot_targets,
@@ -24,7 +26,7 @@ from gradient_ad._pretext import (
     rotate,
     rotation_classifier,
 )
-from gradient_ad._pretext import score_terms as pretext_score_terms
+from gradient_ad._pretexts.rotation import score_terms as pretext_score_terms
 from gradient_ad._scoring import score_terms
 from gradient_ad.datasets import load_digits_images
 
@@ -67,18 +69,8 @@ def _random_targets(seed):
 
 def _plain_loop(module, x, targets):
     """One sample at a time, by autograd: the loss and its head-weight gradient norm."""
-    weight = module.pretext_head.linear.weight
-    losses, norms = [], []
-    for sample in x:
-        with torch.enable_grad():
-            copies = torch.stack([torch.rot90(sample, r, dims=(1, 2)) for r in range(N_ROTATIONS)])
-            logits = module.pretext_head(module.pretext_encoder(copies))
-            p = torch.softmax(logits, -1)
-            loss = -torch.log((targets * p).sum(-1)).mean()
-            (gradient,) = torch.autograd.grad(loss, weight)
-        losses.append(loss.detach())
-        norms.append(gradient.norm())
-    return torch.stack(losses), torch.stack(norms).log()
+    terms = reference_rotation_terms(module, x, targets)
+    return terms["rotation_loss"], terms["log_rotation_gradient_norm"]
 
 
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 12, 12), (1, 28, 28)])
@@ -133,18 +125,26 @@ def test_calibrated_targets_are_the_mean_softmax_of_held_out_rows(digit_images):
     one_hot = one_hot_targets()
     p = pretext_score_terms(module, X[y == 3][:150, None], "auto", "cpu", one_hot)[5]
     expected = calibrated_targets(torch.as_tensor(p)).numpy()
-    np.testing.assert_allclose(detector.rotation_targets_, expected, rtol=1e-6)
-    np.testing.assert_allclose(detector.rotation_targets_.sum(1), 1, rtol=1e-6)
+    targets = detector.combined_.pretext_calibration["rotation_targets"]
+    np.testing.assert_allclose(targets, expected, rtol=1e-6)
+    np.testing.assert_allclose(targets.sum(1), 1, rtol=1e-6)
     train = X[y == 3][:150]
     components = detector.score_components(train)
-    assert components._fields == (
+    assert components.names == (
         "reconstruction_error",
         "alignment",
         "rotation_loss",
         "log_rotation_gradient_norm",
         "neighbour_distance",
     )
-    assert COMBINED_TERMS == components._fields
+    assert detector.combined_.names == components.names
+    assert components.higher_is_anomalous == {
+        "reconstruction_error": True,
+        "alignment": False,
+        "rotation_loss": True,
+        "log_rotation_gradient_norm": True,
+        "neighbour_distance": True,
+    }
 
     def columns_of(components, distance):
         return np.stack(
@@ -161,8 +161,8 @@ def test_calibrated_targets_are_the_mean_softmax_of_held_out_rows(digit_images):
     # Calibrated on the training rows themselves, each leaving itself out of its
     # neighbours; new rows are measured against all of them.
     columns = columns_of(components, _brute_neighbour_distance(train, train, leave_out=True))
-    np.testing.assert_allclose(detector.term_means_, columns.mean(0), rtol=1e-6)
-    np.testing.assert_allclose(detector.term_scales_, columns.std(0), rtol=1e-6)
+    np.testing.assert_allclose(detector.combined_.means_, columns.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(detector.combined_.scales_, columns.std(0), rtol=1e-6)
     new = X[y != 3][:20]
     new_components = detector.score_components(new)
     np.testing.assert_allclose(
@@ -191,9 +191,10 @@ def test_neighbours_are_the_rows_trained_on_when_a_slice_is_held_out(digit_image
     # A held-out slice of over 100 rows calibrates; the neighbours are the rest.
     n_held_out = math.ceil(0.6 * len(train))
     assert n_held_out >= 100
-    assert detector.neighbours_.n_samples_fit_ == len(train) - n_held_out
-    rows = {row.tobytes() for row in detector.neighbours_._fit_X.astype(np.float32)}
-    assert len(rows) == detector.neighbours_.n_samples_fit_
+    neighbours = detector.combined_.neighbours_
+    assert neighbours.n_samples_fit_ == len(train) - n_held_out
+    rows = {row.tobytes() for row in neighbours._fit_X.astype(np.float32)}
+    assert len(rows) == neighbours.n_samples_fit_
     assert rows <= {row.reshape(-1).tobytes() for row in train.astype(np.float32)}
 
 
@@ -201,7 +202,8 @@ def test_per_layer_components(digit_images):
     X, y = digit_images
     detector = _fit(X[y == 1][:120])
     components = detector.score_components(X[:7], per_layer=True)
-    assert components._fields[-1] == "layer_alignments"
+    assert components.names[-1] == "layer_alignments"
+    assert components.higher_is_anomalous["layer_alignments"] is False
     assert components.layer_alignments.shape == (7, 3)
     np.testing.assert_allclose(
         components.layer_alignments.mean(1), components.alignment, rtol=1e-6
@@ -317,7 +319,7 @@ def test_fits_are_reproducible_and_leave_the_paper_path_unchanged(digit_images):
     np.testing.assert_array_equal(first.score_samples(X[:50]), second.score_samples(X[:50]))
     plain = _fit(train, pretext=None)
     assert not hasattr(plain.net_.module_, "pretext_head")
-    assert not hasattr(plain, "rotation_targets_")
+    assert plain.combined_ is None
     assert all("pretext" not in key for key in plain.net_.module_.state_dict())
     error, alignment = plain.score_components(X[:5])
     np.testing.assert_array_equal(plain.score_samples(X[:5]), -(error - plain.beta_ * alignment))
@@ -332,19 +334,22 @@ def test_the_head_is_part_of_the_saved_and_checksummed_model(digit_images):
     buffer.seek(0)
     loaded = joblib.load(buffer)
     np.testing.assert_array_equal(loaded.score_samples(X[:40]), detector.score_samples(X[:40]))
-    np.testing.assert_array_equal(loaded.rotation_targets_, detector.rotation_targets_)
+    np.testing.assert_array_equal(
+        loaded.combined_.pretext_calibration["rotation_targets"],
+        detector.combined_.pretext_calibration["rotation_targets"],
+    )
     digest = model_digest(detector.net_)
     with torch.no_grad():
         loaded.net_.module_.pretext_head.linear.weight[0, 0] += 1
     assert model_digest(loaded.net_) != digest
     # Damaged calibration is caught when loading, like damaged weights.
-    state = detector.__getstate__()
-    state["rotation_targets_"] = state["rotation_targets_"] + 0.01
+    state = copy.deepcopy(detector).__getstate__()
+    state["combined_"].pretext_calibration["rotation_targets"] += 0.01
     with pytest.raises(ValueError, match="checksum"):
         GradientAnomalyDetector.__new__(GradientAnomalyDetector).__setstate__(state)
     # So are damaged training samples of the neighbour term.
     state = copy.deepcopy(detector).__getstate__()
-    state["neighbours_"]._fit_X[0, 0] += 0.5
+    state["combined_"].neighbours_._fit_X[0, 0] += 0.5
     with pytest.raises(ValueError, match="checksum"):
         GradientAnomalyDetector.__new__(GradientAnomalyDetector).__setstate__(state)
 

@@ -1,13 +1,14 @@
 """The settings checks that need no data (gradient_ad._settings), shared by fit and by
-the benchmark command. fit's whole contract on bad parameters: test_bad_input.py."""
+the benchmark command. fit's whole contract on bad parameters: test_inputs.py."""
 
 import numpy as np
 import pytest
 import torch
 from skorch.callbacks import EarlyStopping, ProgressBar
 
-from gradient_ad import GradientAnomalyDetector, benchmark
+from gradient_ad import GradientAnomalyDetector
 from gradient_ad._settings import check_settings, python
+from gradient_ad.benchmark.cli import check_detector_params
 
 # One case per check that check_settings runs (not expressible as a
 # _parameter_constraints entry), with the error it gives.
@@ -36,7 +37,7 @@ def test_fit_and_the_benchmark_command_refuse_the_same_settings(params, error, m
     with pytest.raises(error, match=match):
         GradientAnomalyDetector(max_epochs=1, **params).fit(X)
     with pytest.raises(error, match=match):
-        benchmark._check_detector_params(params)
+        check_detector_params(params)
 
 
 def test_check_settings_returns_the_device_as_a_string():

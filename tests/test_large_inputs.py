@@ -1,6 +1,6 @@
 """Large inputs (slow): scoring a million rows in flat memory, fitting 100,000 rows.
 
-Run with ``python -m pytest -m slow tests/test_load.py``. On the 2-core CPU test
+Run with ``python -m pytest -m slow tests/test_large_inputs.py``. On the 2-core CPU test
 machine, one thread: scoring 10^6 rows of 8 features takes 6 to 9 s and its peak
 memory grows by 42 to 49 MiB (the float64 results); fitting 100,000 rows of 50
 features for 2 epochs takes 16 to 20 s.

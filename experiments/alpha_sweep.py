@@ -12,8 +12,8 @@ the constraint took), the epochs run and the fit seconds.
 ODDS tables are this package's development data for tables; nothing here is chosen
 on image test splits. Example::
 
-    OMP_NUM_THREADS=1 python benchmarks/alpha_sweep.py --data-dir $DATA/odds \
-        --alphas 0.03 0.3 1 3 --out benchmarks/results/development/alpha_tables.json
+    OMP_NUM_THREADS=1 python experiments/alpha_sweep.py --data-dir $DATA/odds \
+        --alphas 0.03 0.3 1 3 --out experiments/results/development/alpha_tables.json
 
 ``--dataset digits --classes 0 1 2 3 --alphas 0.03`` gives the same record for images.
 """

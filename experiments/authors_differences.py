@@ -20,9 +20,9 @@ of settings.
 
 Example::
 
-    OMP_NUM_THREADS=1 python benchmarks/authors_differences.py \
+    OMP_NUM_THREADS=1 python experiments/authors_differences.py \
         --data-dir $DATA/fashion_mnist --classes 1 6 --seeds 0 1 --max-epochs 10 \
-        --out benchmarks/results/development/authors_differences.json
+        --out experiments/results/development/authors_differences.json
 """
 
 import argparse

@@ -9,9 +9,9 @@ standard deviation on the normal validation images). Test data is never touched.
 
 Example::
 
-    OMP_NUM_THREADS=1 python benchmarks/training_length.py --dataset fashion-mnist \
+    OMP_NUM_THREADS=1 python experiments/training_length.py --dataset fashion-mnist \
         --data-dir $DATA/fashion_mnist --classes 0 6 --epochs 60 --every 5 \
-        --out benchmarks/results/training_length_fmnist.json
+        --out experiments/results/training_length_fmnist.json
 """
 
 import argparse

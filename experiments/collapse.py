@@ -11,8 +11,8 @@ detector's Kaiming initialisation, for comparison.
 
 Example::
 
-    OMP_NUM_THREADS=1 python benchmarks/collapse.py --dataset canvas --seeds 50 \
-        --out benchmarks/results/development/collapse_canvas.json
+    OMP_NUM_THREADS=1 python experiments/collapse.py --dataset canvas --seeds 50 \
+        --out experiments/results/development/collapse_canvas.json
 """
 
 import argparse

@@ -11,7 +11,7 @@ else on the test split (tables, used here as development sets).
 
 Example::
 
-    OMP_NUM_THREADS=1 python benchmarks/reference_variants.py --dataset odds \
+    OMP_NUM_THREADS=1 python experiments/reference_variants.py --dataset odds \
         --data-dir $DATA/odds --classes cardio thyroid satellite letter
 """
 

@@ -17,9 +17,9 @@ distance of a Gaussian fitted to them (``gauss:...``).
 
 Example::
 
-    OMP_NUM_THREADS=1 python benchmarks/pretext_design.py --dataset fashion-mnist \
+    OMP_NUM_THREADS=1 python experiments/pretext_design.py --dataset fashion-mnist \
         --data-dir ../shared/data/fashion_mnist --classes 0 2 5 6 8 --weights 0.1 1 \
-        --epochs 20 --every 5 --out benchmarks/results/development/pretext_design.json
+        --epochs 20 --every 5 --out experiments/results/development/pretext_design.json
 """
 
 import argparse
@@ -35,7 +35,7 @@ from sklearn.neighbors import NearestNeighbors
 from skorch.callbacks import Callback
 
 from gradient_ad import GradientAnomalyDetector
-from gradient_ad._pretext import calibrated_targets, one_hot_targets, pretext_terms
+from gradient_ad._pretexts.rotation import calibrated_targets, one_hot_targets, pretext_terms
 from gradient_ad._scoring import score_terms
 from gradient_ad.benchmark import tasks
 

@@ -2,10 +2,10 @@
 
 Example::
 
-    python benchmarks/report.py benchmarks/results/odds_one_class.json
-    python benchmarks/report.py --value valid_auroc benchmarks/results/fashion_mnist_seed0.json
-    python benchmarks/report.py --merge benchmarks/results/fashion_mnist_seed*.json \
-        benchmarks/results/fashion_mnist_class5_autoencoder.json
+    python experiments/report.py experiments/results/odds_one_class.json
+    python experiments/report.py --value valid_auroc experiments/results/fashion_mnist_seed0.json
+    python experiments/report.py --merge experiments/results/fashion_mnist_seed*.json \
+        experiments/results/fashion_mnist_class5_autoencoder.json
 """
 
 import argparse

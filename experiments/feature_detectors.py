@@ -22,8 +22,8 @@ Evaluation split: the protocol's *validation* split for the image data sets (no 
 data is touched), the test split for digits and the ODDS tables (development sets).
 Prints one table and writes the rows to ``--out``. Example::
 
-    OMP_NUM_THREADS=1 python benchmarks/feature_detectors.py --dataset digits --seeds 0 \
-        --out benchmarks/results/development/feature_detectors_digits.json
+    OMP_NUM_THREADS=1 python experiments/feature_detectors.py --dataset digits --seeds 0 \
+        --out experiments/results/development/feature_detectors_digits.json
 """
 
 import argparse

@@ -8,9 +8,9 @@ longest; on a tie, from the first file given.
 
 Example::
 
-    python benchmarks/training_length_summary.py \
-        benchmarks/results/training_length_fmnist_total.json \
-        benchmarks/results/training_length_fmnist_200_class0.json --scores gradcon reconstruction
+    python experiments/training_length_summary.py \
+        experiments/results/training_length_fmnist_total.json \
+        experiments/results/training_length_fmnist_200_class0.json --scores gradcon reconstruction
 """
 
 import argparse

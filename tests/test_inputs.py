@@ -1,4 +1,5 @@
-"""The bad-input matrix: every case fails clearly before any work, or works and is tested.
+"""The inputs module's test (gradient_ad._inputs) and the bad-input matrix: every case
+fails clearly before any work, or works and is tested.
 
 Each rejected input or parameter must raise a ``ValueError`` or ``TypeError`` that names
 the problem, before the skorch net is built (so before any epoch), and leave the
@@ -73,9 +74,10 @@ def nothing_scored(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("scoring started before the error")
 
-    # Scoring starts in the network check before training, or in the calibration.
-    monkeypatch.setattr("gradient_ad._training.score_terms", forbidden)
-    monkeypatch.setattr("gradient_ad._detector.score_terms", forbidden)
+    # Scoring starts in the network check before training, or in the calibration: the
+    # one policy of chunks that every scoring call goes through (a pretext's too).
+    monkeypatch.setattr("gradient_ad._scoring.batches.planned_terms", forbidden)
+    monkeypatch.setattr("gradient_ad._pretexts.rotation.planned_terms", forbidden)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ alignment alone (and of the images' brightness, a trivial score) for classes 0 a
 
 Example::
 
-    OMP_NUM_THREADS=1 python benchmarks/alignment_conv_digits.py
+    OMP_NUM_THREADS=1 python experiments/alignment_conv_digits.py
 """
 
 import platform
