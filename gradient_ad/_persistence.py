@@ -118,6 +118,7 @@ def _combined_of_old_model(state):
     combined.neighbours_ = neighbours
     combined.means_, combined.scales_ = means, scales
     combined.weights_ = np.ones(len(means))
+    combined.reliability_, combined.separations_ = 1.0, None
     return combined
 
 

@@ -65,13 +65,16 @@ def test_equal_weights_give_the_sum_of_the_standardised_terms():
         ],
         1,
     )
-    np.testing.assert_allclose(combined.means_, columns.mean(0))
-    np.testing.assert_allclose(combined.scales_, columns.std(0))
+    q1, median, q3 = np.percentile(columns, [25, 50, 75], axis=0)
+    np.testing.assert_allclose(combined.means_, median)
+    np.testing.assert_allclose(combined.scales_, (q3 - q1) / 1.349)
     np.testing.assert_array_equal(combined.weights_, np.ones(3))
+    assert combined.weights == dict.fromkeys(combined.names, 1.0)
+    assert combined.reliability_ == 1.0 and combined.separations_ is None
     new_columns = np.stack(
         [np.log(new.reconstruction_error), -new.alignment, new.neighbour_distance], 1
     )
-    expected = ((new_columns - columns.mean(0)) / columns.std(0)).sum(1)
+    expected = ((new_columns - median) / ((q3 - q1) / 1.349)).sum(1)
     np.testing.assert_allclose(combined.score(new), expected)
     np.testing.assert_allclose(combined.contributions(new).sum(1), combined.score(new))
     # The weights are data: a term weighted 0 drops out of the score.
@@ -82,14 +85,38 @@ def test_equal_weights_give_the_sum_of_the_standardised_terms():
     )
 
 
-def test_a_constant_term_weighs_nothing():
+def test_a_constant_term_is_divided_by_one():
     rng = np.random.RandomState(2)
     combined = CombinedScore(GRADCON_TERMS)
     held_out = _components(rng)
     constant = ScoreComponents({**held_out.as_dict(), "alignment": np.full(30, 0.5)})
     combined.fit(constant)
-    assert combined.scales_[1] == pytest.approx(1e-12)
+    assert combined.scales_[1] == 1.0
     assert np.isfinite(combined.score(held_out)).all()
+
+
+def test_the_pretexts_reliability_scales_only_its_terms():
+    rng = np.random.RandomState(4)
+    terms = (*GRADCON_TERMS, Term("rotation_loss", True, source="rotation"), NEIGHBOUR_TERM)
+    held_out = ScoreComponents({**_components(rng).as_dict(), "rotation_loss": rng.rand(30)})
+    # ScoreComponents keeps the order it is given; CombinedScore reads by name.
+    combined = CombinedScore(terms).fit(held_out, reliability=0.25)
+    np.testing.assert_array_equal(combined.weights_, [1.0, 1.0, 0.25, 1.0])
+    assert combined.reliability_ == 0.25
+
+
+def test_synthetic_outliers_set_the_weights():
+    rng = np.random.RandomState(5)
+    combined = CombinedScore((*GRADCON_TERMS, NEIGHBOUR_TERM))
+    held_out = _components(rng, 200)
+    # Outliers far in the neighbour distance only: it takes (almost) all the weight.
+    far = ScoreComponents({**_components(rng, 200).as_dict()})
+    far = ScoreComponents({**far.as_dict(), "neighbour_distance": far.neighbour_distance + 10})
+    combined.fit(held_out, synthetic=[far])
+    assert combined.separations_.shape == (1, 3)
+    assert combined.separations_[0, 2] == 1.0
+    assert combined.weights_.sum() == pytest.approx(3.0)
+    assert combined.weights_[2] > 2.5
 
 
 def test_the_neighbour_term_is_fitted_and_measured_here_without_a_pretext():
@@ -102,8 +129,7 @@ def test_the_neighbour_term_is_fitted_and_measured_here_without_a_pretext():
         combined.own_terms(X)["neighbour_distance"],
         neighbour_distance(fit_neighbours(train), X),
     )
-    other = combined.with_neighbours(train[:10])
-    assert other.neighbours_.n_samples_fit_ == 10 and combined.neighbours_.n_samples_fit_ == 40
+    assert combined.kept_ is None and combined.neighbours_.n_samples_fit_ == 40
     # Without the term: nothing kept, nothing measured.
     plain = CombinedScore(GRADCON_TERMS).fit_neighbours(train)
     assert plain.neighbours_ is None and plain.own_terms(X) == {} and plain.own_names == ()
@@ -139,3 +165,27 @@ def test_a_term_name_keeps_its_meaning():
     register_terms([Term("alignment", False)])  # the same term again: fine
     with pytest.raises(ValueError, match="'alignment' exists already"):
         register_terms([Term("alignment", True)])
+
+
+def test_a_coreset_bounds_the_neighbours_and_agrees_below_the_bound():
+    rng = np.random.RandomState(6)
+    train, X = rng.rand(60, 1, 4, 4), rng.rand(9, 1, 4, 4)
+    terms = (*GRADCON_TERMS, NEIGHBOUR_TERM)
+    whole = CombinedScore(terms).fit_neighbours(train)
+    below = CombinedScore(terms).fit_neighbours(train, max_samples=60, random_state=0)
+    assert below.kept_ is None
+    np.testing.assert_array_equal(
+        below.own_terms(X)["neighbour_distance"], whole.own_terms(X)["neighbour_distance"]
+    )
+    bounded = CombinedScore(terms).fit_neighbours(train, max_samples=20, random_state=0)
+    assert bounded.neighbours_.n_samples_fit_ == 20 and len(bounded.kept_) == 20
+    np.testing.assert_array_equal(bounded.neighbours_._fit_X, train[bounded.kept_].reshape(20, -1))
+    # The reference rows: those kept leave themselves out, the others are measured
+    # against all that are kept.
+    reference = bounded.own_terms(train, reference=True)["neighbour_distance"]
+    others = np.setdiff1d(np.arange(60), bounded.kept_)
+    np.testing.assert_allclose(
+        reference[others], neighbour_distance(bounded.neighbours_, train[others])
+    )
+    np.testing.assert_allclose(reference[bounded.kept_], neighbour_distance(bounded.neighbours_))
+    assert (reference > 0).all()

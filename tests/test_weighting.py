@@ -1,81 +1,44 @@
-"""Tests of the combined score's weighting steps and the synthetic outliers."""
+"""Tests of the combined score's standardisation, weights, synthetic rows and coreset."""
 
 import numpy as np
 import pytest
 
-from gradient_ad._synthetic import (
-    IMAGE_FAMILIES,
-    MAX_SAMPLES,
-    TABLE_FAMILIES,
-    synthetic_outliers,
-)
-from gradient_ad._weighting import (
-    complexity,
-    fit_complexity_correction,
-    fit_standardisation,
-    separation_weights,
-)
+from gradient_ad._combined.coreset import k_centre_coreset
+from gradient_ad._combined.synthetic import FAMILIES, MAX_ROWS, synthetic_rows
+from gradient_ad._combined.weighting import fit_standardisation, separation_weights
 
 
-@pytest.mark.parametrize(
-    "shape, families", [((12, 1, 8, 8), IMAGE_FAMILIES), ((12, 5), TABLE_FAMILIES)]
-)
-def test_synthetic_outliers_keep_shape_dtype_and_are_seeded(shape, families):
-    X = np.random.RandomState(0).rand(*shape).astype(np.float32)
-    made = synthetic_outliers(X, np.random.RandomState(1))
-    again = synthetic_outliers(X, np.random.RandomState(1))
-    assert tuple(made) == families
-    for name in families:
-        assert made[name].shape == X.shape and made[name].dtype == X.dtype
+def test_synthetic_rows_keep_shape_dtype_and_are_seeded():
+    rows = np.random.RandomState(0).rand(12, 5).astype(np.float32)
+    made = synthetic_rows(rows, np.random.RandomState(1))
+    again = synthetic_rows(rows, np.random.RandomState(1))
+    assert tuple(made) == FAMILIES
+    for name in FAMILIES:
+        assert made[name].shape == rows.shape and made[name].dtype == rows.dtype
         np.testing.assert_array_equal(made[name], again[name])
-        assert not np.array_equal(made[name], X), name
+        assert not np.array_equal(made[name], rows), name
 
 
-def test_image_outliers_stay_in_the_samples_range():
-    X = np.random.RandomState(0).rand(20, 3, 6, 6) * 4 - 1
-    for name, values in synthetic_outliers(X, np.random.RandomState(0)).items():
-        assert values.min() >= X.min() - 1e-12 and values.max() <= X.max() + 1e-12, name
+def test_synthetic_rows_keep_each_columns_values_when_permuted():
+    rows = np.random.RandomState(0).rand(30, 4)
+    permuted = synthetic_rows(rows, np.random.RandomState(0))["permute"]
+    np.testing.assert_array_equal(np.sort(permuted, 0), np.sort(rows, 0))
 
 
-def test_shuffled_quarters_are_a_permutation_of_the_image():
-    X = np.random.RandomState(0).rand(15, 1, 8, 8)
-    shuffled = synthetic_outliers(X, np.random.RandomState(0))["shuffle"]
-    for original, moved in zip(X, shuffled):
-        quarters = sorted(q.tobytes() for q in _quarters(original))
-        assert sorted(q.tobytes() for q in _quarters(moved)) == quarters
-        assert not np.array_equal(original, moved)
+def test_uniform_rows_stay_in_the_bounding_box():
+    rows = np.random.RandomState(0).normal(size=(50, 3)) * [1, 10, 100]
+    uniform = synthetic_rows(rows, np.random.RandomState(0))["uniform"]
+    assert (uniform >= rows.min(0)).all() and (uniform <= rows.max(0)).all()
 
 
-def _quarters(image):
-    return [image[:, a : a + 4, b : b + 4] for a in (0, 4) for b in (0, 4)]
+def test_at_most_max_rows_are_made():
+    rows = np.zeros((MAX_ROWS + 7, 2))
+    assert len(synthetic_rows(rows, np.random.RandomState(0))["uniform"]) == MAX_ROWS
 
 
-def test_at_most_max_samples_are_made():
-    X = np.zeros((MAX_SAMPLES + 7, 2))
-    assert len(synthetic_outliers(X, np.random.RandomState(0))["uniform"]) == MAX_SAMPLES
-
-
-def test_synthetic_outliers_refuse_other_shapes():
-    with pytest.raises(ValueError, match="images"):
-        synthetic_outliers(np.zeros((3, 4, 4)), np.random.RandomState(0))
-
-
-def test_complexity_grows_with_detail_and_ignores_brightness():
-    rng = np.random.RandomState(0)
-    smooth = np.tile(np.linspace(0, 1, 16), (4, 1, 16, 1))
-    detailed = smooth + rng.normal(0, 0.2, smooth.shape)
-    assert (complexity(detailed) > complexity(smooth) + 2).all()
-    np.testing.assert_allclose(complexity(detailed + 0.5), complexity(detailed), atol=1e-9)
-
-
-def test_complexity_correction_removes_a_linear_dependence():
-    rng = np.random.RandomState(0)
-    c = rng.normal(size=300)
-    noise = rng.normal(size=300)
-    coefficients = fit_complexity_correction(2.0 + 3.0 * c + noise, c)
-    np.testing.assert_allclose(coefficients, [2.0, 3.0], atol=0.2)
-    residual = 2.0 + 3.0 * c + noise - (coefficients[0] + coefficients[1] * c)
-    assert abs(np.corrcoef(residual, c)[0, 1]) < 1e-8
+def test_synthetic_rows_refuse_images():
+    with pytest.raises(ValueError, match="rows"):
+        synthetic_rows(np.zeros((3, 1, 4, 4)), np.random.RandomState(0))
 
 
 def test_standardisation_is_robust_to_a_few_outliers():
@@ -85,6 +48,8 @@ def test_standardisation_is_robust_to_a_few_outliers():
     centres, scales = fit_standardisation(polluted)
     np.testing.assert_allclose(centres, [5.0], atol=0.3)
     np.testing.assert_allclose(scales, [2.0], rtol=0.15)
+    # Means and standard deviations would be moved by orders of magnitude.
+    assert polluted.std() > 1e4
 
 
 def test_standardisation_falls_back_for_flat_terms():
@@ -103,9 +68,37 @@ def test_weights_follow_separation_and_ignore_inverted_terms():
     assert separations.shape == (2, 3)
     assert weights[0] > weights[1] > 0 and weights[2] == 0
     assert weights.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(separations[:, 2], 0.08, atol=0.05)
 
 
 def test_weights_are_equal_when_no_term_separates():
     normal = np.random.RandomState(0).normal(size=(100, 4))
     weights, _ = separation_weights(normal, [normal.copy()])
     np.testing.assert_allclose(weights, 0.25)
+
+
+def test_k_centre_coreset_covers_better_than_a_random_draw():
+    rng = np.random.RandomState(0)
+    # Five tight clusters of very different sizes: a random draw misses the small ones.
+    centres = rng.normal(scale=20, size=(5, 300))
+    sizes = [2000, 500, 20, 5, 2]
+    samples = np.concatenate([c + rng.normal(size=(n, 300)) for c, n in zip(centres, sizes)])
+    chosen = k_centre_coreset(samples, 10, np.random.RandomState(0))
+    assert len(set(chosen.tolist())) == 10
+
+    def largest_gap(kept):
+        d = ((samples[:, None, :] - samples[kept][None]) ** 2).sum(-1)
+        return np.sqrt(d.min(1)).max()
+
+    random_draw = np.random.RandomState(1).choice(len(samples), 10, replace=False)
+    assert largest_gap(chosen) < 0.5 * largest_gap(random_draw)
+
+
+def test_k_centre_coreset_keeps_everything_below_its_size_and_is_seeded():
+    samples = np.random.RandomState(0).rand(50, 3)
+    np.testing.assert_array_equal(
+        k_centre_coreset(samples, 50, np.random.RandomState(0)), np.arange(50)
+    )
+    a = k_centre_coreset(samples, 7, np.random.RandomState(3))
+    b = k_centre_coreset(samples, 7, np.random.RandomState(3))
+    np.testing.assert_array_equal(a, b)

@@ -5,12 +5,15 @@ measured here) and :class:`ScoreComponents`, the one type of ``score_components`
 - :mod:`.terms`: :class:`Term`, the table of terms, :class:`ScoreComponents`;
 - :mod:`.neighbours`: the neighbour term;
 - :mod:`.score`: :class:`CombinedScore`, the fitted object a combined model keeps;
+- :mod:`.weighting`: its robust standardisation and weights;
+- :mod:`.synthetic`: the outlier rows a table model weighs its terms with;
 - :mod:`.components`: a model's components of a set of rows.
 """
 
 from .components import model_components, term_names
 from .neighbours import N_NEIGHBOURS, fit_neighbours, neighbour_distance, neighbour_shares
-from .score import MIN_SCALE, CombinedScore
+from .score import CombinedScore
+from .synthetic import synthetic_rows
 from .terms import (
     GRADCON_TERMS,
     LAYER_ALIGNMENTS,
@@ -20,6 +23,7 @@ from .terms import (
     register_terms,
     term,
 )
+from .weighting import MIN_SCALE
 
 __all__ = [
     "GRADCON_TERMS",
@@ -36,6 +40,7 @@ __all__ = [
     "neighbour_distance",
     "neighbour_shares",
     "register_terms",
+    "synthetic_rows",
     "term",
     "term_names",
 ]

@@ -1,29 +1,32 @@
 """CombinedScore: how a model's terms become one anomaly score."""
 
-import copy
 import hashlib
 
 import numpy as np
+from sklearn.utils import check_random_state
 
+from .coreset import k_centre_coreset
 from .neighbours import fit_neighbours, neighbour_distance
 from .terms import NEIGHBOUR_TERM
+from .weighting import fit_standardisation, separation_weights
 
-__all__ = ["MIN_SCALE", "CombinedScore"]
+__all__ = ["CombinedScore"]
 
-# Smallest spread a term is divided by: a term constant on normal data weighs nothing
-# rather than everything.
-MIN_SCALE = 1e-12
+# Term sources that are not a pretext's (the reliability leaves them alone).
+_NOT_PRETEXT = ("gradcon", "neighbours")
 
 
 class CombinedScore:
     """The anomaly score (higher = more anomalous) as the weighted sum of a model's
     terms, each transformed, turned to grow with abnormality and standardised on
     held-out normal samples: ``sum_t w_t (s_t f_t(x) - m_t) / sigma_t``, with ``f_t``
-    the term after its transform (log or none) and ``s_t`` its sign.
+    the term after its transform (log or none), ``s_t`` its sign, ``m_t`` and
+    ``sigma_t`` its median and robust spread, and ``w_t`` its weight, all fitted on
+    held-out normal samples (:mod:`gradient_ad._combined.weighting`).
 
-    Everything it holds is data: the terms' table, the weights (all ones today), the
-    means and spreads, the neighbour term's training samples and the pretext's own
-    calibration (e.g. the rotation targets), so that a saved model scores the same.
+    Everything it holds is data: the terms' table, the weights, the centres and
+    spreads, the neighbour term's training samples and the pretext's own calibration
+    (e.g. the rotation targets), so that a saved model scores the same.
 
     Parameters
     ----------
@@ -38,17 +41,30 @@ class CombinedScore:
     neighbours_ : NearestNeighbors or None
         The training samples the neighbour term measures against (``None`` without
         that term); set by :meth:`fit_neighbours`.
+    kept_ : ndarray of int or None
+        Which of the training samples ``neighbours_`` keeps, when a coreset bounds
+        them; ``None`` when it keeps all.
     means_, scales_ : ndarray of shape (n_terms,)
-        Mean and standard deviation (at least ``MIN_SCALE``) of each transformed,
-        signed term on the held-out normal rows; set by :meth:`fit`.
+        Centre (the median) and robust spread (interquartile range over 1.349) of
+        each transformed, signed term on the held-out normal rows; set by :meth:`fit`.
+        (Models saved before version 0.4 keep the mean and standard deviation here.)
     weights_ : ndarray of shape (n_terms,)
-        Each standardised term's weight: all ones.
+        Each standardised term's weight, summing to the number of terms (all ones
+        for an equal-weight sum); set by :meth:`fit`.
+    reliability_ : float
+        The pretext's :meth:`~gradient_ad._pretexts.base.Pretext.reliability` that
+        its terms' weights were multiplied by (1 without a pretext).
+    separations_ : ndarray of shape (n_families, n_terms) or None
+        With synthetic outliers (table models): each term's AUROC against each family
+        (:data:`gradient_ad._combined.synthetic.FAMILIES`), whose mean above 0.5
+        set the weights; ``None`` otherwise.
     """
 
     def __init__(self, terms, pretext_calibration=None):
         self.terms = tuple(terms)
         self.pretext_calibration = dict(pretext_calibration or {})
         self.neighbours_ = None
+        self.kept_ = None
 
     @property
     def names(self):
@@ -56,37 +72,78 @@ class CombinedScore:
         return tuple(t.name for t in self.terms)
 
     @property
+    def weights(self):
+        """``{name: weight}`` of the fitted terms, in order."""
+        return dict(zip(self.names, self.weights_.tolist()))
+
+    @property
     def own_names(self):
         """The terms it computes itself (:meth:`own_terms`), in order."""
         return (NEIGHBOUR_TERM.name,) if self.neighbours_ is not None else ()
 
-    def fit_neighbours(self, samples):
+    def fit_neighbours(self, samples, max_samples=None, random_state=None):
         """Keep the training ``samples`` that the neighbour term measures against
-        (nothing without that term). Returns self."""
-        if NEIGHBOUR_TERM in self.terms:
-            self.neighbours_ = fit_neighbours(samples)
+        (nothing without that term): all of them, or a greedy k-centre coreset of
+        ``max_samples`` when there are more (:mod:`gradient_ad._combined.coreset`),
+        whose positions in ``samples`` are ``kept_`` (``None`` when all are kept).
+        Returns self."""
+        if NEIGHBOUR_TERM not in self.terms:
+            return self
+        self.kept_ = None
+        if max_samples is not None and len(samples) > max_samples:
+            self.kept_ = k_centre_coreset(samples, max_samples, check_random_state(random_state))
+            samples = np.asarray(samples)[np.sort(self.kept_)]
+            self.kept_ = np.sort(self.kept_)
+        self.neighbours_ = fit_neighbours(samples)
         return self
-
-    def with_neighbours(self, samples):
-        """A copy measuring the neighbour term against ``samples`` instead."""
-        return copy.copy(self).fit_neighbours(samples)
 
     def own_terms(self, X, reference=False):
         """The terms the combined score computes itself (the neighbour term) of ``X``,
-        by name; ``reference``: ``X`` are the neighbours' own samples, each measured
-        leaving itself out."""
+        by name. ``reference``: ``X`` are the samples the neighbours were chosen from,
+        in order; those kept measure themselves leaving themselves out."""
         if self.neighbours_ is None:
             return {}
-        return {NEIGHBOUR_TERM.name: neighbour_distance(self.neighbours_, None if reference else X)}
+        if not reference:
+            return {NEIGHBOUR_TERM.name: neighbour_distance(self.neighbours_, X)}
+        if self.kept_ is None:
+            return {NEIGHBOUR_TERM.name: neighbour_distance(self.neighbours_)}
+        distance = np.empty(len(X))
+        others = np.setdiff1d(np.arange(len(X)), self.kept_)
+        distance[self.kept_] = neighbour_distance(self.neighbours_)
+        distance[others] = neighbour_distance(self.neighbours_, np.asarray(X)[others])
+        return {NEIGHBOUR_TERM.name: distance}
 
-    def fit(self, components):
-        """Standardise each term on held-out normal rows' ``components`` (anything
-        whose attributes are the terms, such as :class:`ScoreComponents`). Returns
-        self."""
+    def fit(self, components, reliability=1.0, synthetic=None):
+        """Standardise and weigh each term from held-out normal rows.
+
+        Parameters
+        ----------
+        components : ScoreComponents
+            Of the held-out normal rows (anything whose attributes are the terms).
+        reliability : float, default=1.0
+            The pretext's reliability on those rows, in [0, 1]: its terms' weights are
+            multiplied by it.
+        synthetic : list of ScoreComponents, default=None
+            Of synthetic outliers made from those rows: each term is weighted by its
+            mean AUROC against them above chance (equal weights where none
+            separates). ``None``: equal weights.
+
+        Returns
+        -------
+        self : CombinedScore
+        """
         columns = self.columns(components)
-        self.means_ = columns.mean(0)
-        self.scales_ = np.maximum(columns.std(0), MIN_SCALE)
-        self.weights_ = np.ones(len(self.terms))
+        self.means_, self.scales_ = fit_standardisation(columns)
+        weights = np.ones(len(self.terms))
+        self.separations_ = None
+        if synthetic:
+            outliers = [self.columns(made) for made in synthetic]
+            fraction, self.separations_ = separation_weights(columns, outliers)
+            weights = fraction * len(self.terms)
+        own = np.array([spec.source not in _NOT_PRETEXT for spec in self.terms])
+        weights[own] *= reliability
+        self.reliability_ = float(reliability)
+        self.weights_ = weights
         return self
 
     def columns(self, components):

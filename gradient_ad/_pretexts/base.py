@@ -74,6 +74,14 @@ class Pretext(ABC):
     def own_terms(self, module, X, batch_size, device, calibration, verbose=0):
         """The task's :attr:`terms` alone, by name, without GradCon's route."""
 
+    def reliability(self, components):
+        """How well the task is solved on held-out normal samples, in [0, 1], from
+        their :class:`~gradient_ad.ScoreComponents`: the weight of its terms in the
+        combined score. A task that normal data cannot solve either (an image class
+        without a canonical orientation, for rotations) cannot be failed more by an
+        anomaly, so its terms carry little information. Default: 1."""
+        return 1.0
+
     def feature_names(self, module):
         """Names of the task's terms as :class:`~gradient_ad.GradientFeatures`
         columns (default: the terms' names)."""

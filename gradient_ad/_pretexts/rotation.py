@@ -370,6 +370,13 @@ class Rotation(Pretext):
         parts = rotation_terms(module, X, batch_size, device, targets, verbose)
         return dict(zip((t.name for t in self.terms), parts[:2]))
 
+    def reliability(self, components):
+        """``1 - mean rotation loss / log 4`` on held-out normal images, at least 0:
+        1 where their rotations are read with certainty, 0 where the head is no better
+        than a guess among the four (the loss of a uniform prediction is ``log 4``)."""
+        loss = float(np.mean(components.rotation_loss))
+        return min(1.0, max(0.0, 1.0 - loss / math.log(N_ROTATIONS)))
+
     def probabilities(self, module, X, batch_size, device, verbose=0):
         """``(n, 4, 4)``: what the head predicts for each rotated copy (one-hot targets
         play no part in them)."""
