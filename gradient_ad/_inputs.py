@@ -2,6 +2,7 @@
 
 import math
 import numbers
+import os
 import warnings
 
 import numpy as np
@@ -147,6 +148,31 @@ def _check_columns(X):
             "OrdinalEncoder in a sklearn.compose.ColumnTransformer), turn datetimes and "
             "durations into numbers (e.g. seconds), or drop those columns."
         )
+
+
+def _check_not_file_names(X):
+    """Refuse file names (a path, or a list or array of them) with a pointer to
+    ``load_images``, before scikit-learn fails with "Expected 2D array" and prints
+    every name."""
+    path = (str, bytes, os.PathLike)
+    if isinstance(X, path):
+        first, n = X, 1
+    elif isinstance(X, (list, tuple)) and len(X):
+        first, n = X[0], len(X)
+    elif isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind in "OUS" and len(X):
+        first, n = X[0], len(X)
+    else:
+        return
+    if not isinstance(first, path):
+        return
+    first = os.fsdecode(first)
+    more = f" and {n - 1} more" if n > 1 else ""
+    raise TypeError(
+        f"X holds file names ({first!r}{more}), not data: gradient-ad needs the pixels. "
+        "Read image files with gradient_ad.datasets.load_images(folder_or_paths), which "
+        'needs Pillow (the "images" extra: pip install ".[images]" in a clone of '
+        "gradient-ad, or pip install pillow)."
+    )
 
 
 def _looks_channels_last(per_sample):
@@ -375,6 +401,7 @@ def to_samples(estimator, X, *, reset, stream=False):
     With ``stream=True`` (scoring) no converted copy of X is made: the result is a
     :class:`SampleChunks`, which converts rows when a slice of them is taken.
     """
+    _check_not_file_names(X)
     _check_columns(X)
     if not reset:
         _check_channels_last(X, estimator.input_shape_)
