@@ -32,7 +32,8 @@ from gradient_ad import GradientAnomalyDetector
 X, y = load_digits(return_X_y=True)
 X = X / 16  # features in [0, 1]
 rng = np.random.RandomState(0)
-eights, others = rng.permutation(np.flatnonzero(y == 8)), rng.permutation(np.flatnonzero(y != 8))
+eights = rng.permutation(np.flatnonzero(y == 8))
+others = rng.permutation(np.flatnonzero(y != 8))
 train = eights[:100]  # normal rows only
 valid = np.concatenate([eights[100:137], others[:37]])  # labelled: half normal
 test = np.concatenate([eights[137:], others[37:]])
