@@ -9,6 +9,18 @@ import pytest
 collect_ignore = []
 if importlib.util.find_spec("dask") is None:
     collect_ignore.append("gradient_ad/dask.py")
+if importlib.util.find_spec("PIL") is None:
+    collect_ignore.append("gradient_ad/_images.py")
+
+
+@pytest.fixture(autouse=True)
+def _no_exported_thread_counts(request, monkeypatch):
+    """gradient_ad.dask's examples run as on a machine without exported thread counts:
+    with OMP_NUM_THREADS=1 exported (as this suite is often run), torch_threads_config
+    rightly warns that the count would take precedence."""
+    if request.node.name.startswith("gradient_ad.dask."):
+        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            monkeypatch.delenv(variable, raising=False)
 
 
 # The fits of the test suite and of the docstring examples are deliberately short (a

@@ -12,6 +12,7 @@ VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "gradient_ad" / "_versio
 
 PLOT = ["matplotlib>=3.6"]
 DASK = ["dask[array,distributed]>=2024.1"]
+IMAGES = ["pillow>=9.1"]
 
 setup(
     name="gradient-ad",
@@ -44,6 +45,8 @@ setup(
         "benchmark": ["pandas>=1.5", *PLOT],
         # Scaling out: gradient_ad.dask, and joblib's "dask" backend for searches.
         "dask": DASK,
+        # gradient_ad.datasets.load_images: image files (PNG, JPEG, ...).
+        "images": IMAGES,
         # Everything the tests exercise, Dask included, so that no test skips for a
         # missing extra (only the benchmark data in ../shared/data may be absent).
         "test": [
@@ -53,11 +56,13 @@ setup(
             "pandas>=1.5",
             *PLOT,
             *DASK,
+            *IMAGES,
             "ruff",
         ],
         # The API reference documents gradient_ad.dask, so autosummary imports it.
         "docs": [
             *DASK,
+            *IMAGES,
             "sphinx>=7",
             "numpydoc>=1.6",
             "sphinx-gallery>=0.15",

@@ -61,6 +61,9 @@ warnings.filterwarnings("ignore", message="FigureCanvasAgg is non-interactive")
 # times faster when other processes share the cores (threads then wait on each other).
 torch.set_num_threads(1)
 
+# The page contents list methods as "fit()", not "GradientAnomalyDetector.fit()",
+# which the narrow column would break mid-word.
+toc_object_entries_show_parents = "hide"
 html_theme = "pydata_sphinx_theme"
 html_title = f"gradient-ad {release}"
 html_static_path = ["_static"]

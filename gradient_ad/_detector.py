@@ -213,8 +213,10 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         (64 images for the convolutional network on the CPU, 512 rows for the MLP) is
         computed unpadded in float64 instead, so that one sample costs about one
         sample: its score then agrees with the same sample's score in a larger call to
-        float32 rounding (see :ref:`performance`). An int pads every call, so scores
-        are bitwise the same whatever the call. At most 65536, and a chunk's input
+        float32 rounding (see :ref:`performance`). An int pads every call, so the
+        same kernels score a sample whatever the call (bitwise the same score where
+        the CPU's float32 matrix kernels round every row alike; on some CPUs a row's
+        position in its chunk changes the last bit). At most 65536, and a chunk's input
         (``score_batch_size`` samples as float32) at most 1 GiB, checked before
         training.
     device : str or torch.device, default='cpu'

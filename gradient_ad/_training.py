@@ -147,6 +147,7 @@ def _train_with_restarts(detector, shape, X, train_rows, valid, device, seed):
 def _train_once(detector, shape, X, train_rows, valid, device, seed, reinitialise):
     with seeded(seed, device):
         network = build_network(detector, shape, X, reinitialise)
+        _check_materialised(network)
         parts = get_pretext(detector.pretext).modules(network, shape)
         module = GradConModule(network, detector.constrained, detector.pretext, **parts)
         # The data follow the network's dtype (float64 for module.double(), or
@@ -224,6 +225,24 @@ def build_network(detector, shape, X, reinitialise=False):
             hidden = (64, 32, max(1, min(16, n_features // 2)))
         module = MLPAutoencoder(shape, python(tuple(hidden)), sigmoid_output=sigmoid)
     return kaiming_init(module) if reinitialise else module
+
+
+def _check_materialised(network):
+    """Refuse a network on the meta device before anything else tries its tensors
+    (they would fail deep in the scoring check, with a message about torch.func)."""
+    meta = [
+        name
+        for name, tensor in (*network.named_parameters(), *network.named_buffers())
+        if tensor.is_meta
+    ]
+    if meta:
+        shown = ", ".join(meta[:3]) + (f" and {len(meta) - 3} more" if len(meta) > 3 else "")
+        raise ValueError(
+            f"the network's tensors ({shown}) are on the meta device and hold no data: "
+            "move it to a real device with module.to_empty(device='cpu') and initialise "
+            "its weights (e.g. load a state_dict or call each layer's reset_parameters()), "
+            "or build it outside a torch.device('meta') context."
+        )
 
 
 def _network_dtype(module):

@@ -17,6 +17,7 @@ See the "Scaling out" page of the documentation.
 """
 
 import math
+import os
 import warnings
 
 import numpy as np
@@ -36,6 +37,7 @@ from ._scoring import padded_calls
 __all__ = ["score_dask", "torch_threads_config"]
 
 _METHODS = ("score_samples", "decision_function", "predict")
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def score_dask(estimator, X, method="score_samples"):
@@ -156,6 +158,14 @@ def torch_threads_config(n_threads):
     are set. Workers started with the ``dask worker`` command read the same
     variables from their shell.
 
+    Dask's nanny lets these variables, where the process that starts the cluster
+    has them exported, take precedence over this setting: with
+    ``OMP_NUM_THREADS=1`` exported, every worker would run torch on one thread.
+    This function warns when the current environment holds another count; unset
+    the variables (``os.environ.pop("OMP_NUM_THREADS")``) before starting the
+    cluster, or pass them to it explicitly
+    (``LocalCluster(..., env={"OMP_NUM_THREADS": "4", ...})``).
+
     Parameters
     ----------
     n_threads : int
@@ -179,7 +189,22 @@ def torch_threads_config(n_threads):
         raise TypeError(f"n_threads must be an int, got {type(n_threads).__name__}")
     if n_threads < 1:
         raise ValueError(f"n_threads must be at least 1, got {n_threads}")
+    value = str(int(n_threads))
+    exported = {
+        variable: os.environ[variable]
+        for variable in _THREAD_VARIABLES
+        if os.environ.get(variable, value) != value
+    }
+    if exported:
+        shown = ", ".join(f"{name}={count}" for name, count in exported.items())
+        warnings.warn(
+            f"{shown} is exported in this process, and Dask's nanny gives it precedence "
+            f"over torch_threads_config({value}): workers started from here would not get "
+            f"{value} threads. Unset it before starting the cluster (os.environ.pop), or "
+            "pass the counts to the cluster explicitly (LocalCluster(..., env={...})).",
+            UserWarning,
+            stacklevel=2,
+        )
     return {
-        f"distributed.nanny.pre-spawn-environ.{variable}": str(int(n_threads))
-        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+        f"distributed.nanny.pre-spawn-environ.{variable}": value for variable in _THREAD_VARIABLES
     }

@@ -7,6 +7,8 @@ and what was expected when a file is missing, of another format, or truncated:
   files, gzipped or not);
 - :func:`load_cifar10` reads CIFAR-10's python batches;
 - :func:`load_table` reads an ODDS ``.mat`` or an ADBench ``.npz`` file (``X``, ``y``);
+- :func:`load_images` reads a folder or a list of image files (PNG, JPEG, ...; needs
+  Pillow) into a uint8 array, for your own images;
 - :func:`load_digits_images` is scikit-learn's digits, for runs without any download;
   :func:`make_canvas_digits` puts them on a black 28 x 28 canvas, sparse images like
   MNIST's.
@@ -37,12 +39,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ._images import load_images
+
 __all__ = [
     "OneClassSplit",
     "load_cifar10",
     "load_digits_images",
     "load_idx",
     "load_idx_file",
+    "load_images",
     "load_table",
     "make_canvas_digits",
     "split_official",

@@ -30,6 +30,7 @@ FAST = dict(max_epochs=2, batch_size=32, score_batch_size=64, random_state=0)
 # every fit down several times. Local references run with as many, as convolutions
 # sum in another order on another number of threads (about 1e-6 apart).
 WORKER_TORCH_THREADS = 1
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 @contextlib.contextmanager
@@ -37,6 +38,10 @@ def _local_cluster(n_workers, torch_threads):
     # Starting a nanny writes its thread settings into this process's environment
     # too; put it back so that later subprocesses of the test run are unaffected.
     environ = dict(os.environ)
+    # Thread counts exported here (OMP_NUM_THREADS=1 on a busy machine) would take
+    # precedence over the setting in Dask's nanny: the workers get the setting alone.
+    for variable in THREAD_VARIABLES:
+        os.environ.pop(variable, None)
     try:
         with dask.config.set(torch_threads_config(torch_threads)):
             with (
@@ -87,6 +92,17 @@ def test_torch_threads_config_reaches_torch_in_worker_processes():
     with _local_cluster(n_workers=1, torch_threads=2) as client:
         assert client.submit(torch.get_num_threads, pure=False).result() == 2
     assert os.environ == environ
+
+
+def test_torch_threads_config_warns_when_an_exported_count_would_win(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    with pytest.warns(UserWarning, match=r"OMP_NUM_THREADS=1 is exported.*precedence"):
+        config = torch_threads_config(2)
+    assert set(config.values()) == {"2"}
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same count: nothing to say
+        torch_threads_config(2)
 
 
 def test_grid_search_on_cluster_matches_local_search(client, digits):
@@ -210,7 +226,9 @@ def test_score_dask_rejects_bad_input_before_any_work(digits, detector):
         score_dask(MinMaxScaler().fit(X), X_dask)
 
 
-def test_torch_threads_config_sets_every_thread_variable():
+def test_torch_threads_config_sets_every_thread_variable(monkeypatch):
+    for variable in THREAD_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)  # no warning about exported counts
     config = torch_threads_config(3)
     assert config == {
         "distributed.nanny.pre-spawn-environ.OMP_NUM_THREADS": "3",

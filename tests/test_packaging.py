@@ -98,9 +98,10 @@ def test_extras_bring_what_their_modules_need():
     assert 'PLOT = ["matplotlib' in setup and 'DASK = ["dask[array,distributed]' in setup
     extras = setup.split("extras_require={", 1)[1].split("\n    },", 1)[0]
     blocks = dict(re.findall(r'"(\w+)": (\[.*?\]|\w+),', extras, flags=re.S))
-    assert blocks["plot"] == "PLOT" and blocks["dask"] == "DASK"
+    assert blocks["plot"] == "PLOT" and blocks["dask"] == "DASK" and blocks["images"] == "IMAGES"
+    assert 'IMAGES = ["pillow' in setup
     for extra in ("test", "docs"):  # the docs import gradient_ad.dask; tests run Dask's
-        assert "*DASK" in blocks[extra] and "*PLOT" in blocks[extra], extra
+        assert all(f"*{name}" in blocks[extra] for name in ("DASK", "PLOT", "IMAGES")), extra
     assert "*PLOT" in blocks["benchmark"]
 
 

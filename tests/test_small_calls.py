@@ -106,6 +106,12 @@ def test_small_calls_are_the_float64_scores_of_the_network(name):
     assert module.reference_gradients()[0].dtype == torch.float32  # the copy was cast
 
 
+# A row scored by the same padded float32 kernels at another position of its chunk:
+# the last bit of a float32 at most (measured up to 2.4e-7 relative on an AMD EPYC,
+# bitwise on the Intel CPUs the suite first ran on).
+SAME_KERNELS = dict(rtol=1e-6, atol=1e-9)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("name", NETWORKS)
 def test_a_row_alone_matches_the_row_in_a_large_call(name, dtype):
@@ -126,9 +132,11 @@ def test_a_row_alone_matches_the_row_in_a_large_call(name, dtype):
     else:
         np.testing.assert_allclose(error, large[0][:12], **ERROR_BOUND)
         np.testing.assert_allclose(alignment, large[1][:12], **ALIGNMENT_BOUND)
-    # In padded chunks, bitwise: the last chunk is padded like every other.
+    # In padded chunks, the same kernels: the last chunk is padded like every other.
+    # Bitwise where the float32 matrix kernels round every row of a chunk alike; on
+    # some CPUs (an AMD EPYC here) a row's position in the chunk changes its last bit.
     again = score_terms(module, X[::-1].copy(), "auto", prefer=route)
-    np.testing.assert_array_equal(again[0][::-1], large[0])
+    np.testing.assert_allclose(again[0][::-1], large[0], **SAME_KERNELS)
 
 
 def test_an_int_score_batch_size_pads_every_call():
@@ -137,7 +145,8 @@ def test_an_int_score_batch_size_pads_every_call():
     whole = score_terms(module, X, 16)
     for i in (0, 17, 39):
         alone = score_terms(module, X[i : i + 1], 16)
-        assert alone[0][0] == whole[0][i] and alone[1][0] == whole[1][i]
+        np.testing.assert_allclose(alone[0][0], whole[0][i], **SAME_KERNELS)
+        np.testing.assert_allclose(alone[1][0], whole[1][i], **SAME_KERNELS)
     assert chunk_plan(1, 16, 16, "cpu").pad and chunk_plan(1, "auto", 16, "mps").pad
 
 

@@ -164,3 +164,14 @@ def test_a_wrong_output_shape_is_refused_before_training():
 
     with pytest.raises(ValueError, match=r"input's shape \(2, 6\).*returned \(2, 3\)"):
         _fit(Short())
+
+
+@pytest.mark.parametrize("factory", [False, True], ids=["module", "network(input_shape)"])
+def test_a_network_on_the_meta_device_is_refused_as_holding_no_data(monkeypatch, factory):
+    fits = []
+    monkeypatch.setattr("gradient_ad._net.GradConNet.fit", lambda *a, **k: fits.append(1))
+    with torch.device("meta"):
+        network = Autoencoder()
+    with pytest.raises(ValueError, match=r"meta device and hold no data.*to_empty\(device="):
+        _fit((lambda shape: network) if factory else network)
+    assert not fits
