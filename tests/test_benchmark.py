@@ -40,8 +40,10 @@ def test_digits_end_to_end(tmp_path, capsys):
     assert saved["rows"] == rows and saved["meta"]["detector_params"] == {"max_epochs": 3}
     assert (tmp_path / "digits.png").stat().st_size > 0
     frame = pd.DataFrame(rows)
-    assert len(frame) == 2 * 2 * len(benchmark.METHODS)
-    assert set(frame["method"]) == set(benchmark.METHODS)
+    # Digits run as images: the table model's combined score is left out.
+    image_methods = set(benchmark.METHODS) - set(benchmark.COMBINED_SCORES)
+    assert len(frame) == 2 * 2 * len(image_methods)
+    assert set(frame["method"]) == image_methods
     # Digits validation folds hold anomalies from outside the test folds.
     assert frame["valid_auroc"].notna().all()
     # The neighbour methods only store 108 rows: their fit may round to 0 ms.
@@ -112,6 +114,7 @@ def test_pretext_and_neighbour_columns_are_what_they_say():
         "pretext_alignment": -components.alignment,
         "pretext_rotation_loss": components.rotation_loss,
         "pretext_rotation_gradient": components.log_rotation_gradient_norm,
+        "pretext_neighbours": components.neighbour_distance,
     }
     distances, _ = NearestNeighbors(n_neighbors=5).fit(split.X_train).kneighbors(split.X_test)
     expected["knn"] = distances.mean(1)
@@ -122,6 +125,32 @@ def test_pretext_and_neighbour_columns_are_what_they_say():
     # The pretext needs images: tables leave its columns out.
     table = datasets.OneClassSplit(split.X_train, None, None, split.X_test, split.y_test)
     assert set(benchmark.evaluate(table, seed, {}, methods=methods)) == {"knn", "lof"}
+
+
+def test_tables_get_the_combined_score_and_each_of_its_terms():
+    from sklearn.metrics import roc_auc_score
+
+    from gradient_ad import GradientAnomalyDetector
+
+    _, seed, split = next(benchmark.tasks("digits", classes=[2], seeds=[0]))
+    table = datasets.OneClassSplit(split.X_train, None, None, split.X_test, split.y_test)
+    results = benchmark.evaluate(table, seed, {"max_epochs": 2}, methods=benchmark.COMBINED_SCORES)
+    detector = GradientAnomalyDetector(score="combined", max_epochs=2, random_state=seed)
+    detector.fit(table.X_train)
+    components = detector.score_components(table.X_test)
+    expected = {
+        "combined": -detector.score_samples(table.X_test),
+        "combined_reconstruction": components.reconstruction_error,
+        "combined_alignment": -components.alignment,
+        "combined_neighbours": components.neighbour_distance,
+    }
+    for method, scores in expected.items():
+        assert results[method]["auroc"] == pytest.approx(roc_auc_score(table.y_test, scores))
+    # Images take the pretext's combined score instead.
+    images = benchmark.evaluate(
+        split, seed, {}, methods=benchmark.COMBINED_SCORES, image_shape=(8, 8)
+    )
+    assert images == {}
 
 
 def test_csv_output_and_method_subset(tmp_path):

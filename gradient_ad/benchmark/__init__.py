@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 # read the imports below.
 if TYPE_CHECKING:
     from .choices import (
+        COMBINED_SCORES,
         DATASETS,
         DEFAULT_SEEDS,
         FITTED,
@@ -39,6 +40,7 @@ _HOMES = {
             "METHODS",
             "PRETEXT_EPOCHS",
             "PRETEXT_SCORES",
+            "COMBINED_SCORES",
         ),
         "choices",
     ),
@@ -49,6 +51,7 @@ _HOMES = {
 }
 
 __all__ = [
+    "COMBINED_SCORES",
     "DATASETS",
     "DEFAULT_SEEDS",
     "FITTED",

@@ -17,13 +17,28 @@ PRETEXT_SCORES = (
     "pretext_alignment",
     "pretext_rotation_loss",
     "pretext_rotation_gradient",
+    "pretext_neighbours",
+)
+# Tables: score='combined' (GradCon's two terms and the neighbour term, weighted on
+# synthetic outlier rows) and each of its terms alone, from one network.
+COMBINED_SCORES = (
+    "combined",
+    "combined_reconstruction",
+    "combined_alignment",
+    "combined_neighbours",
 )
 CLASSIC = ("isolation_forest", "one_class_svm", "knn", "lof")
 # The printed summary has one table per group: each fits in 100 characters.
-METHOD_GROUPS = ((*GRADCON_SCORES, "autoencoder"), PRETEXT_SCORES, CLASSIC)
+METHOD_GROUPS = (
+    (*GRADCON_SCORES, "autoencoder"),
+    PRETEXT_SCORES[:3],
+    PRETEXT_SCORES[3:],
+    COMBINED_SCORES,
+    CLASSIC,
+)
 METHODS = tuple(method for group in METHOD_GROUPS for method in group)
 # Methods with a fit of their own; the others score a network fitted for one of these.
-FITTED = ("gradcon", "autoencoder", "pretext", *CLASSIC)
+FITTED = ("gradcon", "autoencoder", "pretext", "combined", *CLASSIC)
 # Training epochs of the pretext detector: about 2 minutes a Fashion-MNIST class on one
 # core (experiments/pretext_design.py measured the choice on validation folds).
 PRETEXT_EPOCHS = 10

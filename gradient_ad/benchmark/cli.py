@@ -22,7 +22,11 @@ AUROC of
   images), trained for ``--pretext-epochs``, and from the same network each term alone:
   ``pretext_reconstruction``, ``pretext_alignment``, ``pretext_rotation_loss`` and
   ``pretext_rotation_gradient`` (the log norm of the rotation loss's gradient with
-  respect to the head's weight);
+  respect to the head's weight) and ``pretext_neighbours`` (the distance to the 5
+  nearest training images it keeps);
+- ``combined`` (tables only): the detector with ``score='combined'``, and from the
+  same network each term alone: ``combined_reconstruction``, ``combined_alignment``
+  and ``combined_neighbours``;
 - ``isolation_forest`` and ``one_class_svm``: scikit-learn's, default settings;
 - ``knn``: the mean distance to the 5 nearest training rows
   (:class:`~sklearn.neighbors.NearestNeighbors`);

@@ -8,8 +8,15 @@ from sklearn.metrics import roc_auc_score
 
 from .. import datasets
 from .._detector import GradientAnomalyDetector
-from .choices import FLAT_IMAGES, GRADCON_SCORES, METHODS, PRETEXT_EPOCHS, PRETEXT_SCORES
-from .methods import classic_detectors, gradcon_scorer, pretext_scores
+from .choices import (
+    COMBINED_SCORES,
+    FLAT_IMAGES,
+    GRADCON_SCORES,
+    METHODS,
+    PRETEXT_EPOCHS,
+    PRETEXT_SCORES,
+)
+from .methods import classic_detectors, combined_scores, gradcon_scorer, pretext_scores
 from .splits import tasks
 
 
@@ -66,6 +73,17 @@ def evaluate(
         test = pretext_scores(detector, split.X_test)
         valid = None if split.y_valid is None else pretext_scores(detector, split.X_valid)
         for method in PRETEXT_SCORES:
+            if method in methods:
+                valid_score = None if valid is None else valid[method]
+                results[method] = _record(split, test[method], valid_score, seconds)
+                results[method] |= _training_record(detector)
+    if not is_image and any(m in methods for m in COMBINED_SCORES):
+        detector, seconds = _timed_fit(
+            GradientAnomalyDetector(**{**params, "score": "combined"}), split.X_train
+        )
+        test = combined_scores(detector, split.X_test)
+        valid = None if split.y_valid is None else combined_scores(detector, split.X_valid)
+        for method in COMBINED_SCORES:
             if method in methods:
                 valid_score = None if valid is None else valid[method]
                 results[method] = _record(split, test[method], valid_score, seconds)

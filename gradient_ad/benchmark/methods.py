@@ -28,6 +28,18 @@ def pretext_scores(detector, X):
         "pretext_alignment": -components.alignment,
         "pretext_rotation_loss": components.rotation_loss,
         "pretext_rotation_gradient": components.log_rotation_gradient_norm,
+        "pretext_neighbours": components.neighbour_distance,
+    }
+
+
+def combined_scores(detector, X):
+    """Anomaly scores of a table model's combined score and of each of its terms."""
+    components = detector.score_components(X)
+    return {
+        "combined": detector.combined_.score(components),
+        "combined_reconstruction": components.reconstruction_error,
+        "combined_alignment": -components.alignment,
+        "combined_neighbours": components.neighbour_distance,
     }
 
 
