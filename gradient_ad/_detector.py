@@ -524,7 +524,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             return None
         batch_size = checked_score_batch_size(self)
         calibration = pretext.calibrate(net.module_, held_out, batch_size, net.device, self.verbose)
-        combined = CombinedScore(combined_terms(pretext.terms), calibration)
+        images = held_out.ndim == 4
+        combined = CombinedScore(combined_terms(pretext.terms), calibration, images)
         return combined.fit_neighbours(neighbour_rows, self.max_neighbours, self.random_state)
 
     def _offset(self, scores):

@@ -119,6 +119,7 @@ def _combined_of_old_model(state):
     combined.means_, combined.scales_ = means, scales
     combined.weights_ = np.ones(len(means))
     combined.reliability_, combined.separations_ = 1.0, None
+    combined.complexity_coefficients_ = np.zeros((len(means), 2))
     return combined
 
 

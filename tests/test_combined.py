@@ -65,16 +65,15 @@ def test_equal_weights_give_the_sum_of_the_standardised_terms():
         ],
         1,
     )
-    q1, median, q3 = np.percentile(columns, [25, 50, 75], axis=0)
-    np.testing.assert_allclose(combined.means_, median)
-    np.testing.assert_allclose(combined.scales_, (q3 - q1) / 1.349)
+    np.testing.assert_allclose(combined.means_, columns.mean(0))
+    np.testing.assert_allclose(combined.scales_, columns.std(0))
     np.testing.assert_array_equal(combined.weights_, np.ones(3))
     assert combined.weights == dict.fromkeys(combined.names, 1.0)
     assert combined.reliability_ == 1.0 and combined.separations_ is None
     new_columns = np.stack(
         [np.log(new.reconstruction_error), -new.alignment, new.neighbour_distance], 1
     )
-    expected = ((new_columns - median) / ((q3 - q1) / 1.349)).sum(1)
+    expected = ((new_columns - columns.mean(0)) / columns.std(0)).sum(1)
     np.testing.assert_allclose(combined.score(new), expected)
     np.testing.assert_allclose(combined.contributions(new).sum(1), combined.score(new))
     # The weights are data: a term weighted 0 drops out of the score.
@@ -85,13 +84,13 @@ def test_equal_weights_give_the_sum_of_the_standardised_terms():
     )
 
 
-def test_a_constant_term_is_divided_by_one():
+def test_a_constant_term_weighs_nothing():
     rng = np.random.RandomState(2)
     combined = CombinedScore(GRADCON_TERMS)
     held_out = _components(rng)
     constant = ScoreComponents({**held_out.as_dict(), "alignment": np.full(30, 0.5)})
     combined.fit(constant)
-    assert combined.scales_[1] == 1.0
+    assert combined.scales_[1] == pytest.approx(1e-12)
     assert np.isfinite(combined.score(held_out)).all()
 
 
@@ -189,3 +188,40 @@ def test_a_coreset_bounds_the_neighbours_and_agrees_below_the_bound():
     )
     np.testing.assert_allclose(reference[bounded.kept_], neighbour_distance(bounded.neighbours_))
     assert (reference > 0).all()
+
+
+def test_an_image_model_takes_the_input_complexity_out_of_its_pixel_space_terms():
+    rng = np.random.RandomState(7)
+    c = rng.normal(size=300)
+    held_out = ScoreComponents(
+        {
+            "reconstruction_error": np.exp(1.0 + 2.0 * c + 0.1 * rng.normal(size=300)),
+            "alignment": rng.rand(300),
+            "neighbour_distance": 3.0 - 0.5 * c + 0.1 * rng.normal(size=300),
+            "input_complexity": c,
+        }
+    )
+    combined = CombinedScore((*GRADCON_TERMS, NEIGHBOUR_TERM), images=True).fit(held_out)
+    assert combined.component_names == (*combined.names, "input_complexity")
+    np.testing.assert_allclose(combined.complexity_coefficients_[0], [1.0, 2.0], atol=0.05)
+    np.testing.assert_allclose(combined.complexity_coefficients_[1], [0.0, 0.0])  # not pixels
+    np.testing.assert_allclose(combined.complexity_coefficients_[2], [3.0, -0.5], atol=0.05)
+    columns = combined.columns(held_out)
+    for j in (0, 2):  # nothing of the complexity is left in them
+        assert abs(np.corrcoef(columns[:, j], c)[0, 1]) < 1e-6
+    # Two samples that differ only in their detail score the same where the
+    # pixel-space terms follow the detail as on normal data.
+    detail = np.array([0.0, 1.5])
+    (a0, b0), _, (a2, b2) = combined.complexity_coefficients_
+    pair = ScoreComponents(
+        {
+            "reconstruction_error": np.exp(a0 + b0 * detail),
+            "alignment": np.array([0.5, 0.5]),
+            "neighbour_distance": a2 + b2 * detail,
+            "input_complexity": detail,
+        }
+    )
+    score = combined.score(pair)
+    assert score[0] == pytest.approx(score[1])
+    tables = CombinedScore((*GRADCON_TERMS, NEIGHBOUR_TERM)).fit(_components(rng))
+    assert tables.covariates == () and not tables.complexity_coefficients_.any()

@@ -153,7 +153,11 @@ def test_a_pretext_models_weights_come_from_its_reliability():
     expected = [1.0, 1.0, combined.reliability_, combined.reliability_, 1.0]
     np.testing.assert_allclose(combined.weights_, expected)
     assert combined.separations_ is None  # images get no synthetic outliers
-    assert held_out.names == combined.names
+    assert held_out.names == (*combined.names, "input_complexity")
+    assert held_out.higher_is_anomalous["input_complexity"] is None
+    # The pixel-space terms are corrected for the input complexity, the others not.
+    corrected = combined.complexity_coefficients_.any(1)
+    assert corrected.tolist() == [True, False, False, False, True]
     gradcon = GradientAnomalyDetector(
         pretext="rotation", score="gradcon", max_epochs=2, random_state=0, early_stopping=False
     ).fit(X[y == 3])

@@ -5,7 +5,13 @@ import pytest
 
 from gradient_ad._combined.coreset import k_centre_coreset
 from gradient_ad._combined.synthetic import FAMILIES, MAX_ROWS, synthetic_rows
-from gradient_ad._combined.weighting import fit_standardisation, separation_weights
+from gradient_ad._combined.weighting import (
+    MIN_SCALE,
+    complexity,
+    fit_complexity_correction,
+    fit_standardisation,
+    separation_weights,
+)
 
 
 def test_synthetic_rows_keep_shape_dtype_and_are_seeded():
@@ -41,22 +47,29 @@ def test_synthetic_rows_refuse_images():
         synthetic_rows(np.zeros((3, 1, 4, 4)), np.random.RandomState(0))
 
 
-def test_standardisation_is_robust_to_a_few_outliers():
-    rng = np.random.RandomState(0)
-    column = rng.normal(5.0, 2.0, size=(1000, 1))
-    polluted = np.r_[column, np.full((30, 1), 1e6)]
-    centres, scales = fit_standardisation(polluted)
-    np.testing.assert_allclose(centres, [5.0], atol=0.3)
-    np.testing.assert_allclose(scales, [2.0], rtol=0.15)
-    # Means and standard deviations would be moved by orders of magnitude.
-    assert polluted.std() > 1e4
-
-
-def test_standardisation_falls_back_for_flat_terms():
-    columns = np.c_[np.r_[np.zeros(90), np.ones(10) * 4], np.full(100, 3.0)]
+def test_standardisation_is_the_mean_and_floored_spread():
+    columns = np.c_[np.arange(10.0), np.full(10, 3.0)]
     centres, scales = fit_standardisation(columns)
-    np.testing.assert_allclose(scales, [columns[:, 0].std(), 1.0])
-    np.testing.assert_allclose(centres, [0.0, 3.0])
+    np.testing.assert_allclose(centres, [4.5, 3.0])
+    np.testing.assert_allclose(scales, [columns[:, 0].std(), MIN_SCALE])
+
+
+def test_complexity_grows_with_detail_and_ignores_brightness():
+    rng = np.random.RandomState(0)
+    smooth = np.tile(np.linspace(0, 1, 16), (4, 1, 16, 1))
+    detailed = smooth + rng.normal(0, 0.2, smooth.shape)
+    assert (complexity(detailed) > complexity(smooth) + 2).all()
+    np.testing.assert_allclose(complexity(detailed + 0.5), complexity(detailed), atol=1e-9)
+
+
+def test_complexity_correction_removes_a_linear_dependence():
+    rng = np.random.RandomState(0)
+    c = rng.normal(size=300)
+    values = 2.0 + 3.0 * c + rng.normal(size=300)
+    coefficients = fit_complexity_correction(values, c)
+    np.testing.assert_allclose(coefficients, [2.0, 3.0], atol=0.2)
+    residual = values - (coefficients[0] + coefficients[1] * c)
+    assert abs(np.corrcoef(residual, c)[0, 1]) < 1e-8
 
 
 def test_weights_follow_separation_and_ignore_inverted_terms():

@@ -16,6 +16,7 @@ from .score import CombinedScore
 from .synthetic import synthetic_rows
 from .terms import (
     GRADCON_TERMS,
+    INPUT_COMPLEXITY,
     LAYER_ALIGNMENTS,
     NEIGHBOUR_TERM,
     ScoreComponents,
@@ -27,6 +28,7 @@ from .weighting import MIN_SCALE
 
 __all__ = [
     "GRADCON_TERMS",
+    "INPUT_COMPLEXITY",
     "LAYER_ALIGNMENTS",
     "MIN_SCALE",
     "NEIGHBOUR_TERM",

@@ -12,7 +12,7 @@ def term_names(combined):
     """The terms of a model's score: its combined score's, else GradCon's two."""
     if combined is None:
         return tuple(t.name for t in GRADCON_TERMS)
-    return combined.names
+    return combined.component_names
 
 
 def model_components(

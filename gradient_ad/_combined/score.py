@@ -5,10 +5,16 @@ import hashlib
 import numpy as np
 from sklearn.utils import check_random_state
 
+from .._chunks import NEIGHBOUR_CHUNK_ROWS
 from .coreset import k_centre_coreset
 from .neighbours import fit_neighbours, neighbour_distance
-from .terms import NEIGHBOUR_TERM
-from .weighting import fit_standardisation, separation_weights
+from .terms import INPUT_COMPLEXITY, NEIGHBOUR_TERM
+from .weighting import (
+    complexity,
+    fit_complexity_correction,
+    fit_standardisation,
+    separation_weights,
+)
 
 __all__ = ["CombinedScore"]
 
@@ -21,8 +27,9 @@ class CombinedScore:
     terms, each transformed, turned to grow with abnormality and standardised on
     held-out normal samples: ``sum_t w_t (s_t f_t(x) - m_t) / sigma_t``, with ``f_t``
     the term after its transform (log or none), ``s_t`` its sign, ``m_t`` and
-    ``sigma_t`` its median and robust spread, and ``w_t`` its weight, all fitted on
-    held-out normal samples (:mod:`gradient_ad._combined.weighting`).
+    ``sigma_t`` its mean and standard deviation, and ``w_t`` its weight, all fitted on
+    held-out normal samples (:mod:`gradient_ad._combined.weighting`); an image model's
+    pixel-space terms lose their linear dependence on the input complexity first.
 
     Everything it holds is data: the terms' table, the weights, the centres and
     spreads, the neighbour term's training samples and the pretext's own calibration
@@ -45,9 +52,11 @@ class CombinedScore:
         Which of the training samples ``neighbours_`` keeps, when a coreset bounds
         them; ``None`` when it keeps all.
     means_, scales_ : ndarray of shape (n_terms,)
-        Centre (the median) and robust spread (interquartile range over 1.349) of
-        each transformed, signed term on the held-out normal rows; set by :meth:`fit`.
-        (Models saved before version 0.4 keep the mean and standard deviation here.)
+        Mean and standard deviation (at least ``MIN_SCALE``) of each transformed,
+        signed and corrected term on the held-out normal rows; set by :meth:`fit`.
+    complexity_coefficients_ : ndarray of shape (n_terms, 2)
+        Intercept and slope of each pixel-space term on the input complexity, fitted
+        on the held-out images and subtracted (zeros for other terms and for tables).
     weights_ : ndarray of shape (n_terms,)
         Each standardised term's weight, summing to the number of terms (all ones
         for an equal-weight sum); set by :meth:`fit`.
@@ -60,9 +69,11 @@ class CombinedScore:
         set the weights; ``None`` otherwise.
     """
 
-    def __init__(self, terms, pretext_calibration=None):
+    def __init__(self, terms, pretext_calibration=None, images=False):
         self.terms = tuple(terms)
         self.pretext_calibration = dict(pretext_calibration or {})
+        # Images: the input complexity is measured with the terms, to correct them.
+        self.covariates = (INPUT_COMPLEXITY.name,) if images else ()
         self.neighbours_ = None
         self.kept_ = None
 
@@ -77,9 +88,16 @@ class CombinedScore:
         return dict(zip(self.names, self.weights_.tolist()))
 
     @property
+    def component_names(self):
+        """What the model's :class:`ScoreComponents` hold: the terms, then the
+        covariates (the input complexity of an image model)."""
+        return (*self.names, *self.covariates)
+
+    @property
     def own_names(self):
-        """The terms it computes itself (:meth:`own_terms`), in order."""
-        return (NEIGHBOUR_TERM.name,) if self.neighbours_ is not None else ()
+        """What it computes itself (:meth:`own_terms`), in order."""
+        own = (NEIGHBOUR_TERM.name,) if self.neighbours_ is not None else ()
+        return (*own, *self.covariates)
 
     def fit_neighbours(self, samples, max_samples=None, random_state=None):
         """Keep the training ``samples`` that the neighbour term measures against
@@ -101,17 +119,21 @@ class CombinedScore:
         """The terms the combined score computes itself (the neighbour term) of ``X``,
         by name. ``reference``: ``X`` are the samples the neighbours were chosen from,
         in order; those kept measure themselves leaving themselves out."""
+        own = {}
+        if self.covariates:
+            own[INPUT_COMPLEXITY.name] = _in_chunks(complexity, X)
         if self.neighbours_ is None:
-            return {}
+            return own
         if not reference:
-            return {NEIGHBOUR_TERM.name: neighbour_distance(self.neighbours_, X)}
-        if self.kept_ is None:
-            return {NEIGHBOUR_TERM.name: neighbour_distance(self.neighbours_)}
-        distance = np.empty(len(X))
-        others = np.setdiff1d(np.arange(len(X)), self.kept_)
-        distance[self.kept_] = neighbour_distance(self.neighbours_)
-        distance[others] = neighbour_distance(self.neighbours_, np.asarray(X)[others])
-        return {NEIGHBOUR_TERM.name: distance}
+            distance = neighbour_distance(self.neighbours_, X)
+        elif self.kept_ is None:
+            distance = neighbour_distance(self.neighbours_)
+        else:
+            distance = np.empty(len(X))
+            others = np.setdiff1d(np.arange(len(X)), self.kept_)
+            distance[self.kept_] = neighbour_distance(self.neighbours_)
+            distance[others] = neighbour_distance(self.neighbours_, np.asarray(X)[others])
+        return {NEIGHBOUR_TERM.name: distance, **own}
 
     def fit(self, components, reliability=1.0, synthetic=None):
         """Standardise and weigh each term from held-out normal rows.
@@ -132,6 +154,13 @@ class CombinedScore:
         -------
         self : CombinedScore
         """
+        self.complexity_coefficients_ = np.zeros((len(self.terms), 2))
+        if self.covariates:
+            raw = self._signed(components)
+            values = np.asarray(getattr(components, INPUT_COMPLEXITY.name), np.float64)
+            for j, spec in enumerate(self.terms):
+                if spec.pixel_space:
+                    self.complexity_coefficients_[j] = fit_complexity_correction(raw[:, j], values)
         columns = self.columns(components)
         self.means_, self.scales_ = fit_standardisation(columns)
         weights = np.ones(len(self.terms))
@@ -146,7 +175,7 @@ class CombinedScore:
         self.weights_ = weights
         return self
 
-    def columns(self, components):
+    def _signed(self, components):
         """The terms transformed and signed to grow with abnormality, ``(n, n_terms)``."""
         columns = []
         for spec in self.terms:
@@ -155,6 +184,17 @@ class CombinedScore:
                 values = np.log(np.maximum(values, 1e-300))
             columns.append(values if spec.higher_is_anomalous else -values)
         return np.stack(columns, 1)
+
+    def columns(self, components):
+        """The terms transformed, signed to grow with abnormality and (images) with
+        the input complexity's linear part taken out of the pixel-space ones,
+        ``(n, n_terms)``."""
+        columns = self._signed(components)
+        if self.covariates:
+            values = np.asarray(getattr(components, INPUT_COMPLEXITY.name), np.float64)
+            intercept, slope = self.complexity_coefficients_.T
+            columns = columns - (intercept + values[:, None] * slope)
+        return columns
 
     def contributions(self, components):
         """Each term's weighted, standardised part of the score, ``(n, n_terms)``."""
@@ -171,7 +211,7 @@ class CombinedScore:
         numbers = []
         for values in self.pretext_calibration.values():
             numbers += np.ravel(values).tolist()
-        for values in (self.means_, self.scales_, self.weights_):
+        for values in (self.means_, self.scales_, self.weights_, self.complexity_coefficients_):
             numbers += np.ravel(values).tolist()
         if self.neighbours_ is not None:
             samples = np.ascontiguousarray(self.neighbours_._fit_X)
@@ -180,3 +220,13 @@ class CombinedScore:
 
     def __repr__(self):
         return f"{type(self).__name__}(terms={self.names})"
+
+
+def _in_chunks(function, X):
+    """``function`` of the rows of ``X`` (an array or an object sliced like one),
+    ``NEIGHBOUR_CHUNK_ROWS`` at a time."""
+    parts = [
+        function(np.asarray(X[start : start + NEIGHBOUR_CHUNK_ROWS]))
+        for start in range(0, len(X), NEIGHBOUR_CHUNK_ROWS)
+    ]
+    return np.concatenate(parts) if parts else np.empty(0)

@@ -8,6 +8,7 @@ import numpy as np
 
 __all__ = [
     "GRADCON_TERMS",
+    "INPUT_COMPLEXITY",
     "LAYER_ALIGNMENTS",
     "NEIGHBOUR_TERM",
     "ScoreComponents",
@@ -31,27 +32,35 @@ class Term(NamedTuple):
         positive term).
     source : str
         What computes it: ``'gradcon'`` (the autoencoder's route), ``'neighbours'``
-        (the combined score's neighbour term) or a pretext's name.
+        (the combined score's neighbour term), ``'input'`` (a statistic of the input
+        itself) or a pretext's name.
+    pixel_space : bool
+        A magnitude in the images' pixel space, which grows with their detail: an
+        image model's combined score takes the input complexity out of it.
     """
 
     name: str
-    higher_is_anomalous: bool
+    higher_is_anomalous: bool | None
     transform: str = "identity"
     source: str = "gradcon"
+    pixel_space: bool = False
 
 
 # GradCon's two terms. The reconstruction error is skewed: the combined score takes
 # its log (chosen on validation folds, experiments/pretext_design.py).
 GRADCON_TERMS = (
-    Term("reconstruction_error", True, "log"),
+    Term("reconstruction_error", True, "log", pixel_space=True),
     Term("alignment", False),
 )
-NEIGHBOUR_TERM = Term("neighbour_distance", True, source="neighbours")
+NEIGHBOUR_TERM = Term("neighbour_distance", True, source="neighbours", pixel_space=True)
+# Not a term of any score: an image model's combined score corrects its pixel-space
+# terms for it (direction None: neither more normal nor more anomalous).
+INPUT_COMPLEXITY = Term("input_complexity", None, source="input")
 # With per_layer: each constrained tensor's cosine, after the terms (no score uses it).
 LAYER_ALIGNMENTS = Term("layer_alignments", False)
 
 # name -> Term, for every term a model can have; pretexts add theirs when registered.
-_TERMS = {t.name: t for t in (*GRADCON_TERMS, NEIGHBOUR_TERM, LAYER_ALIGNMENTS)}
+_TERMS = {t.name: t for t in (*GRADCON_TERMS, NEIGHBOUR_TERM, LAYER_ALIGNMENTS, INPUT_COMPLEXITY)}
 
 
 def register_terms(terms):
@@ -80,6 +89,9 @@ class ScoreComponents(tuple):
       (the rotation classifier's loss against its calibrated targets and the log norm
       of its gradient with respect to the head's weight), and ``neighbour_distance``
       (the mean distance to the nearest training samples); higher is more anomalous;
+    - with the combined score of an image model: ``input_complexity``, the log
+      high-frequency energy of the image, not a term of the score but what its
+      pixel-space terms are corrected for (no direction: ``None``);
     - with ``per_layer=True``, last: ``layer_alignments`` of shape
       ``(n_samples, n_constrained)``, each constrained tensor's cosine; higher is more
       normal.
