@@ -9,16 +9,20 @@ standardised on the held-out normal slice):
 
 - ``equal``: means and standard deviations, equal weights (the score before);
 - ``robust``: medians and interquartile ranges, equal weights;
-- ``reliability``: robust, the rotation terms weighted by the head's certainty on the
-  held-out images (``1 - mean rotation loss / log 4``): the package's rule for images;
-- ``synthetic``: robust, each term weighted by its AUROC against synthetic outliers
-  made from the held-out samples, above 0.5 (images: noise, blur, blends, shuffled
-  quarters, pasted patches; tables: permuted columns, uniform draws, noise, rows
-  pulled to or pushed from the mean): the package's rule for tables;
-- ``complexity``: robust, with the reconstruction error and the pixel distance
-  corrected for input complexity (Serra et al., ICLR 2020), equal weights;
-- ``coreset``: ``reliability`` with the neighbour term measured against a
-  2048-sample greedy k-centre coreset (images).
+- ``reliability`` (images): the rotation terms weighted by the head's certainty on
+  the held-out images (``1 - mean rotation loss / log 4``);
+- ``synthetic``: each term weighted by its AUROC against synthetic outliers made from
+  the held-out samples, above 0.5 (images: noise, blur, blends, shuffled quarters,
+  pasted patches; tables: permuted columns, uniform draws, noise, rows pulled to or
+  pushed from the mean);
+- ``complexity`` (images): the reconstruction error and the pixel distance corrected
+  for input complexity (Serra et al., ICLR 2020), equal weights;
+- ``package``: the package's rule, ``complexity`` with ``reliability``'s weights for
+  images, ``synthetic`` for tables;
+- ``pkg coreset`` (images): ``package`` with the neighbour term measured against a
+  2048-sample greedy k-centre coreset, as ``max_neighbours=2048`` does.
+
+All but ``robust`` standardise by means and standard deviations.
 
 Commands (2-core CPU, ``OMP_NUM_THREADS=1``; about 2 minutes a Fashion-MNIST fit)::
 
@@ -48,7 +52,11 @@ from sklearn.neighbors import NearestNeighbors
 from gradient_ad import GradientAnomalyDetector, datasets
 from gradient_ad._combined.coreset import k_centre_coreset
 from gradient_ad._combined.synthetic import synthetic_rows
-from gradient_ad._combined.weighting import fit_standardisation, separation_weights
+from gradient_ad._combined.weighting import (
+    fit_complexity_correction,
+    fit_standardisation,
+    separation_weights,
+)
 
 IMAGE_FAMILIES = ("noise", "blur", "mix", "shuffle", "cutpaste")
 K = 5
@@ -200,6 +208,24 @@ def _terms(d, key, image):
     return terms
 
 
+def _robust(held):
+    q1, median, q3 = np.percentile(held, [25, 50, 75], axis=0)
+    return median, np.maximum((q3 - q1) / 1.349, 1e-12)
+
+
+def _corrected(T, d, keys, knn="knn"):
+    """The pixel-space terms less their linear fit on the input complexity (held-out)."""
+    corrected = {k: dict(T[k]) for k in keys}
+    for k in keys:
+        corrected[k]["neighbours"] = d[f"{k}_{knn}"]
+    c_held = d["held_complexity"]
+    for name in ("reconstruction", "neighbours"):
+        coef = fit_complexity_correction(corrected["held"][name], c_held)
+        for k in keys:
+            corrected[k][name] = corrected[k][name] - (coef[0] + coef[1] * d[f"{k}_complexity"])
+    return corrected
+
+
 def _rules(d, image):
     keys = [k[: -len("_terms")] for k in d.files if k.endswith("_terms")]
     T = {k: _terms(d, k, image) for k in keys}
@@ -208,46 +234,32 @@ def _rules(d, image):
     def column(key, source=None):
         return np.stack([(source or T)[key][n] for n in names], 1)
 
-    def score(weights, robust=True, source=None):
+    def score(weights, robust=False, source=None):
         held = column("held", source)
-        if robust:
-            centre, scale = fit_standardisation(held)
-        else:
-            centre, scale = held.mean(0), np.maximum(held.std(0), 1e-12)
+        centre, scale = _robust(held) if robust else fit_standardisation(held)
         return lambda key: ((column(key, source) - centre) / scale) @ weights
 
     ones = np.ones(len(names))
-    rules = {"equal": score(ones, robust=False), "robust": score(ones)}
+    rules = {"equal": score(ones), "robust": score(ones, robust=True)}
     reliability = ones.copy()
     if image:
         certainty = max(0.0, 1 - d["held_terms"][:, 2].mean() / np.log(4))
         reliability[[names.index("rotation loss"), names.index("rotation gradient")]] = certainty
-    rules["reliability"] = score(reliability)
-    rules["equal+rel."] = score(reliability, robust=False)
+        rules["reliability"] = score(reliability)
     families = IMAGE_FAMILIES if image else ("permute", "uniform", "noise", "shrink", "expand")
     centre, scale = fit_standardisation(column("held"))
     synthetic = [(column(f"syn_{f}") - centre) / scale for f in families]
     weights, _ = separation_weights((column("held") - centre) / scale, synthetic)
     rules["synthetic"] = score(weights * len(names))
-    rules["synth. std"] = score(weights * len(names), robust=False)
     if image:
-        corrected = {k: dict(v) for k, v in T.items()}
-        c_held = d["held_complexity"]
-        for name in ("reconstruction", "neighbours"):
-            A = np.c_[np.ones_like(c_held), c_held]
-            coef = np.linalg.lstsq(A, T["held"][name], rcond=None)[0]
-            for k in keys:
-                corrected[k][name] = (
-                    T[k][name]
-                    - np.c_[np.ones(len(d[f"{k}_complexity"])), d[f"{k}_complexity"]] @ coef
-                )
+        corrected = _corrected(T, d, keys)
         rules["complexity"] = score(ones, source=corrected)
-        rules["compl.+rel."] = score(reliability, source=corrected)
-        rules["compl.+rel.std"] = score(reliability, robust=False, source=corrected)
-        with_core = {k: dict(T[k]) for k in ("held", "test")}
-        for k in with_core:
-            with_core[k]["neighbours"] = d[f"{k}_knn_core"]
-        rules["coreset"] = score(reliability, source=with_core)
+        rules["package"] = score(reliability, source=corrected)
+        rules["pkg coreset"] = score(
+            reliability, source=_corrected(T, d, ["held", "test"], "knn_core")
+        )
+    else:
+        rules["package"] = rules["synthetic"]
     return T, names, rules
 
 
@@ -268,7 +280,7 @@ def report(names, out, split):
             combined = {
                 r: roc_auc_score(y, f(split))
                 for r, f in rules.items()
-                if r != "coreset" or split == "test"
+                if r != "pkg coreset" or split == "test"
             }
             task = re.sub(r"_s\d+\.npz$", "", Path(path).name)
             rows.append((task, alone, combined))
