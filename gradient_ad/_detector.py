@@ -8,6 +8,7 @@ in their own modules: :mod:`gradient_ad._settings`, :mod:`gradient_ad._inputs`,
 
 from __future__ import annotations
 
+import copy
 import numbers
 
 import numpy as np
@@ -176,9 +177,17 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     weight_decay : float, default=0.0
         L2 penalty of Adam.
     contamination : 'auto' or float, default='auto'
-        Sets ``offset_``. A float in (0, 0.5] is the expected share of outliers in
-        the training data: ``offset_`` is that percentile of the training scores.
-        ``'auto'``: Tukey's fence on the held-out validation slice (all training data
+        Sets ``offset_`` and, as a float, trains robustly. A float in (0, 0.5] is the
+        expected share of outliers in the training data: the detector trains once,
+        leaves out that share of the training rows that this first network scores as
+        the most anomalous (each measured against all the others by the neighbour
+        term), and trains again on the rest, from the same seed; the neighbour term
+        and the calibration use the rows kept (``n_trimmed_`` rows are left out).
+        Fitting then costs about twice as much. ``offset_`` is that percentile of
+        the scores of all the training rows as :meth:`score_samples` gives them, so
+        that ``predict`` flags that share of the training data (as
+        :class:`~sklearn.ensemble.IsolationForest` does). ``'auto'``: one training;
+        Tukey's fence on the held-out validation slice (all training data
         when there is none or it has fewer than 100 rows, as its quartiles would be
         too noisy): samples whose anomaly score exceeds the third quartile plus 1.5
         interquartile ranges of those scores are outliers.
@@ -276,6 +285,9 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         ``combined_.pretext_calibration["rotation_targets"]`` (row ``r``: the mean
         softmax output of held-out normal images turned by ``90 r`` degrees, the
         targets of the scored rotation loss). ``None`` with GradCon's score.
+    n_trimmed_ : int
+        Training rows left out of the second training with a float
+        ``contamination`` (0 with ``'auto'``).
     input_shape_ : tuple of int
         Shape of one sample as the network sees it.
     input_scale_ : float
@@ -461,6 +473,18 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         beta, offset, combined = self._calibrate(
             training.net, X, training.valid, training.train_rows
         )
+        n_trimmed = 0
+        if self.contamination != "auto":
+            # Robust training: the share of the training rows that contamination
+            # expects to be anomalous, those the first network scores as the most
+            # anomalous, is left out of a second training and of the neighbour term;
+            # offset_ stays a share of all the rows.
+            kept = self._kept_rows(training.net, X, beta, combined)
+            n_trimmed = len(X) - len(kept)
+            training = train(self, X[kept], shape, device)
+            beta, offset, combined = self._calibrate(
+                training.net, X[kept], training.valid, training.train_rows, all_rows=X
+            )
         # Every fitted attribute but those of the input (set by to_samples, as
         # scikit-learn's validate_data sets n_features_in_).
         self.input_shape_ = shape
@@ -471,7 +495,19 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         self.beta_ = beta
         self.offset_ = offset
         self.combined_ = combined
+        self.n_trimmed_ = n_trimmed
         return self
+
+    def _kept_rows(self, net, X, beta, combined):
+        """Indices of the training rows outside the ``contamination`` share that
+        ``net`` scores as the most anomalous; the neighbour term measures each row
+        against all the others."""
+        if combined is not None:
+            combined = copy.copy(combined).fit_neighbours(X, self.max_neighbours, self.random_state)
+        components = self._components(net, X, combined, "the training data", reference=True)
+        scores = _anomaly_score(components, beta, combined)
+        n_kept = len(X) - int(round(self.contamination * len(X)))
+        return np.sort(np.argsort(scores, kind="stable")[:n_kept])
 
     def _validate_input(self, X):
         """The training samples as float32 (or float64) and the shape of one, with the
@@ -482,7 +518,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         check_chunk_memory(self.score_batch_size, shape)
         return X, shape
 
-    def _calibrate(self, net, X, valid, train_rows):
+    def _calibrate(self, net, X, valid, train_rows, all_rows=None):
         """``beta_``, ``offset_`` and ``combined_`` of the trained ``net``.
 
         Held-out normal data calibrates ``beta='auto'``, ``contamination='auto'`` and
@@ -509,10 +545,11 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             beta = auto_beta(components.reconstruction_error, components.alignment)
         else:
             beta = float(self.beta)
-        if self.contamination != "auto" and (held_out is not X or combined is not None):
+        all_rows = X if all_rows is None else all_rows
+        if self.contamination != "auto" and (held_out is not all_rows or combined is not None):
             # A float contamination is a share of all the training data, scored as
             # score_samples scores it, so that predict flags that share of it.
-            components = self._components(net, X, combined, "the training data")
+            components = self._components(net, all_rows, combined, "the training data")
         return beta, self._offset(-_anomaly_score(components, beta, combined)), combined
 
     def _fit_combined(self, net, held_out, neighbour_rows):
@@ -540,6 +577,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             "net_",
             "beta_",
             "combined_",
+            "n_trimmed_",
             "offset_",
             "input_shape_",
             "input_scale_",

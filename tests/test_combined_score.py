@@ -163,3 +163,24 @@ def test_a_pretext_models_weights_come_from_its_reliability():
     ).fit(X[y == 3])
     assert gradcon.combined_ is None
     assert gradcon.score_components(X[:2]).names == ("reconstruction_error", "alignment")
+
+
+@pytest.mark.parametrize("score", ["gradcon", "combined"])
+def test_a_float_contamination_trains_again_without_the_worst_rows(score):
+    X = _table(4, n=400)
+    # Unlabelled anomalies among the training rows, scattered (a tight cluster of them
+    # would be its own neighbourhood: kNN's masking).
+    far = X[:20] + 15 * X.std(0) * np.random.RandomState(0).choice([-1, 1], size=(20, 6))
+    polluted = np.concatenate([X, far])
+    detector = GradientAnomalyDetector(score=score, contamination=0.05, **TABLE).fit(polluted)
+    assert detector.n_trimmed_ == round(0.05 * len(polluted))
+    assert GradientAnomalyDetector(score=score, **TABLE).fit(polluted).n_trimmed_ == 0
+    if score == "combined":
+        # The neighbour term keeps none of the far rows.
+        kept = detector.combined_.neighbours_._fit_X
+        assert not np.isin(kept.round(4), far.round(4)).all(1).any()
+    # The far rows are the ones flagged on the training data.
+    flagged = detector.predict(polluted) == -1
+    assert flagged[len(X) :].all()
+    again = GradientAnomalyDetector(score=score, contamination=0.05, **TABLE).fit(polluted)
+    np.testing.assert_array_equal(again.score_samples(polluted), detector.score_samples(polluted))
