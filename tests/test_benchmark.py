@@ -457,3 +457,37 @@ def test_missing_pandas_names_the_extra_as_a_clone_installs_it(monkeypatch, caps
     )
     message = _cli_error(capsys, ["--classes", "0"])
     assert 'needs pandas: pip install pandas, or pip install ".[benchmark]"' in message
+
+
+def test_contamination_rate_mixes_other_classes_into_image_training_sets():
+    clean = {seed: split for _, seed, split in benchmark.tasks("digits", classes=[3], seeds=[0])}
+    _, seed, mixed = next(benchmark.tasks("digits", classes=[3], seeds=[0], contamination_rate=0.2))
+    X, y = datasets.load_digits_images()
+    X = X.reshape(len(X), -1)
+    labels = {row.tobytes(): label for row, label in zip(X, y)}
+    mixed_labels = np.array([labels[row.tobytes()] for row in mixed.X_train])
+    assert np.mean(mixed_labels != 3) == pytest.approx(0.2, abs=0.01)
+    # The normal training images, the validation and test sets are the clean split's.
+    normal = np.sort([row.tobytes() for row in mixed.X_train[mixed_labels == 3]])
+    np.testing.assert_array_equal(normal, np.sort([r.tobytes() for r in clean[0].X_train]))
+    np.testing.assert_array_equal(mixed.X_test, clean[0].X_test)
+    # Never an image of another class's test or validation folds.
+    held = {r.tobytes() for r in np.concatenate([mixed.X_test, mixed.X_valid])}
+    assert not held & {r.tobytes() for r in mixed.X_train}
+    with pytest.raises(ValueError, match="unsupervised"):
+        benchmark.tasks("odds", data_dir=".", contamination_rate=0.1)
+    with pytest.raises(ValueError, match="contamination-rate"):
+        benchmark.tasks("digits", contamination_rate=0.5)
+
+
+def test_contamination_rate_reaches_the_detectors(monkeypatch):
+    class Reached(Exception):
+        pass
+
+    def fake_run_tasks(dataset, todo, detector_params, *args, **kwargs):
+        raise Reached(detector_params)
+
+    monkeypatch.setattr(evaluation, "run_tasks", fake_run_tasks)
+    with pytest.raises(Reached) as reached:
+        benchmark.main(["--classes", "0", "--seeds", "0", "--contamination-rate", "0.1"])
+    assert reached.value.args[0]["contamination"] == 0.1

@@ -142,6 +142,15 @@ def main(argv=None):
         default="one-class",
         help="odds only: train on normal rows (one-class) or on all rows (unsupervised)",
     )
+    parser.add_argument(
+        "--contamination-rate",
+        type=float,
+        default=0.0,
+        metavar="Q",
+        help="images only: make that share of each training set unlabelled anomalies "
+        "(other classes' training images, seeded) and fit the detectors with "
+        "contamination=Q (default: 0, clean); tables: use --setting unsupervised",
+    )
     parser.add_argument("--max-epochs", type=int, help="GradCon's max_epochs (default: 100)")
     parser.add_argument(
         "--set",
@@ -184,12 +193,21 @@ def main(argv=None):
         params = _parse_params(args.set)
         if args.max_epochs is not None:
             params["max_epochs"] = args.max_epochs
+        if args.contamination_rate:
+            params["contamination"] = args.contamination_rate
         check_detector_params(params)
         if args.pretext_epochs < 1:
             raise ValueError(f"--pretext-epochs must be at least 1, got {args.pretext_epochs}")
         if args.out:
             _check_out(args.out)
-        todo = tasks(args.dataset, args.data_dir, args.classes, args.seeds, args.setting)
+        todo = tasks(
+            args.dataset,
+            args.data_dir,
+            args.classes,
+            args.seeds,
+            args.setting,
+            args.contamination_rate,
+        )
     except (ValueError, TypeError, OSError) as error:
         parser.error(str(error).replace("\n", " "))
     meta = {"command": " ".join(["python -m gradient_ad.benchmark", *sys.argv[1:]])} | vars(args)

@@ -1,6 +1,7 @@
 """The benchmark's tasks: for each data set, its normal classes (or tables) and
 seeds, each with its one-class split, read and checked before any training."""
 
+import dataclasses
 import numbers
 from pathlib import Path
 
@@ -11,7 +12,9 @@ from .. import datasets
 from .choices import DATASETS
 
 
-def tasks(dataset, data_dir=None, classes=None, seeds=(0,), setting="one-class"):
+def tasks(
+    dataset, data_dir=None, classes=None, seeds=(0,), setting="one-class", contamination_rate=0.0
+):
     """Yield ``(task, seed, split)`` for every normal class (or table) and seed.
 
     Parameters
@@ -25,13 +28,24 @@ def tasks(dataset, data_dir=None, classes=None, seeds=(0,), setting="one-class")
     seeds : sequence of int, default=(0,)
     setting : {'one-class', 'unsupervised'}, default='one-class'
         For tables only.
+    contamination_rate : float, default=0.0
+        Images only: the share of each training set made of unlabelled anomalies,
+        images of the other classes drawn (seeded) from their training side (never
+        from the validation or test sets); the test set is unchanged.
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     seeds = _check_seeds(seeds)
     # Everything is read and checked here, when called, so that a bad class, table or
     # file fails before the first task trains; the tasks themselves come lazily.
+    if not 0.0 <= contamination_rate < 0.5:
+        raise ValueError(f"--contamination-rate must be in [0, 0.5), got {contamination_rate}")
     if dataset == "odds":
+        if contamination_rate:
+            raise ValueError(
+                "--contamination-rate mixes other classes into image training sets; for "
+                "tables use --setting unsupervised (training on all rows, anomalies included)"
+            )
         return _table_tasks(_read_tables(data_dir, classes), seeds, setting)
     if setting not in ("one-class", "unsupervised"):
         raise ValueError(f"setting must be 'one-class' or 'unsupervised', got {setting!r}")
@@ -57,7 +71,26 @@ def tasks(dataset, data_dir=None, classes=None, seeds=(0,), setting="one-class")
             return datasets.split_official(*data, normal, seed)
 
     normals = _check_classes(dataset, classes, np.unique(labels))
+    if contamination_rate:
+        splitter = _contaminated(splitter, np.unique(labels), contamination_rate)
     return ((normal, seed, splitter(normal, seed)) for normal in normals for seed in seeds)
+
+
+def _contaminated(splitter, labels, rate):
+    """``splitter`` whose training sets hold ``rate`` of other classes' training images:
+    those each other class trains on in its own split of the same seed (for pooled
+    folds, their training folds; for an official split, their training images outside
+    the drawn validation slice)."""
+
+    def split(normal, seed):
+        clean = splitter(normal, seed)
+        pool = np.concatenate([splitter(o, seed).X_train for o in labels if o != normal])
+        rng = np.random.RandomState(seed + 7919)  # apart from the split's own draws
+        n_mixed = int(round(rate * len(clean.X_train) / (1 - rate)))
+        mixed = np.concatenate([clean.X_train, pool[rng.choice(len(pool), n_mixed, replace=False)]])
+        return dataclasses.replace(clean, X_train=mixed[rng.permutation(len(mixed))])
+
+    return split
 
 
 def _check_seeds(seeds):
