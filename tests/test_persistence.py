@@ -274,6 +274,10 @@ def test_pretext_model_saved_before_combined_scores_the_same():
     X = X.astype(np.float32)
     est = GradientAnomalyDetector(pretext="rotation", max_epochs=2, random_state=0)
     est.fit(X[y == 3][:120])
+    # A model of that time: equal weights, no input-complexity correction.
+    old = est.combined_
+    old.covariates, old.weights_ = (), np.ones(5)
+    old.complexity_coefficients_ = np.zeros_like(old.complexity_coefficients_)
     state = _old_layout(copy.deepcopy(est).__getstate__())
     loaded = GradientAnomalyDetector.__new__(GradientAnomalyDetector)
     loaded.__setstate__(dict(state))

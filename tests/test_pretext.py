@@ -136,14 +136,16 @@ def test_calibrated_targets_are_the_mean_softmax_of_held_out_rows(digit_images):
         "rotation_loss",
         "log_rotation_gradient_norm",
         "neighbour_distance",
+        "input_complexity",
     )
-    assert detector.combined_.names == components.names
+    assert detector.combined_.component_names == components.names
     assert components.higher_is_anomalous == {
         "reconstruction_error": True,
         "alignment": False,
         "rotation_loss": True,
         "log_rotation_gradient_norm": True,
         "neighbour_distance": True,
+        "input_complexity": None,
     }
 
     def columns_of(components, distance):
@@ -159,17 +161,38 @@ def test_calibrated_targets_are_the_mean_softmax_of_held_out_rows(digit_images):
         )
 
     # Calibrated on the training rows themselves, each leaving itself out of its
-    # neighbours; new rows are measured against all of them.
+    # neighbours; new rows are measured against all of them. The pixel-space terms
+    # (columns 0 and 4) lose their least-squares fit on the input complexity (the log
+    # mean squared difference to a 3 x 3 box blur, here scipy's), and the rotation
+    # terms weigh the head's certainty on those rows.
+    from scipy.ndimage import uniform_filter
+
+    def complexity_of(images):
+        images = images.astype(np.float64)
+        blurred = uniform_filter(images, size=(1, 3, 3), mode="nearest")
+        return np.log(((images - blurred) ** 2).reshape(len(images), -1).mean(1) + 1e-12)
+
+    np.testing.assert_allclose(components.input_complexity, complexity_of(train), rtol=1e-9)
     columns = columns_of(components, _brute_neighbour_distance(train, train, leave_out=True))
-    np.testing.assert_allclose(detector.combined_.means_, columns.mean(0), rtol=1e-6)
+    design = np.c_[np.ones(len(train)), complexity_of(train)]
+    coefficients = np.zeros((5, 2))
+    for j in (0, 4):
+        coefficients[j] = np.linalg.lstsq(design, columns[:, j], rcond=None)[0]
+    columns = columns - design @ coefficients.T
+    np.testing.assert_allclose(detector.combined_.means_, columns.mean(0), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(detector.combined_.scales_, columns.std(0), rtol=1e-6)
+    certainty = max(0.0, 1 - components.rotation_loss.mean() / np.log(4))
+    weights = np.array([1, 1, certainty, certainty, 1])
+    np.testing.assert_allclose(detector.combined_.weights_, weights, rtol=1e-9)
     new = X[y != 3][:20]
     new_components = detector.score_components(new)
     np.testing.assert_allclose(
         new_components.neighbour_distance, _brute_neighbour_distance(train, new), rtol=1e-6
     )
     new_columns = columns_of(new_components, new_components.neighbour_distance)
-    expected_scores = -((new_columns - columns.mean(0)) / columns.std(0)).sum(1)
+    new_design = np.c_[np.ones(len(new)), complexity_of(new)]
+    new_columns = new_columns - new_design @ coefficients.T
+    expected_scores = -(((new_columns - columns.mean(0)) / columns.std(0)) @ weights)
     np.testing.assert_allclose(detector.score_samples(new), expected_scores, rtol=1e-5, atol=1e-6)
 
 
@@ -387,16 +410,18 @@ def test_gradient_features_name_the_pretext_terms(digit_images):
         GradientAnomalyDetector(pretext="rotation", max_epochs=2), random_state=0
     ).fit(X[y == 6][:120])
     names = list(features.get_feature_names_out())
-    assert names[-3:] == [
+    assert names[-4:] == [
         "rotation_loss",
         "log_rotation_gradient_norm__pretext_head.linear.weight",
         "neighbour_distance",
+        "input_complexity",
     ]
     Z = features.transform(X[:6])
     components = features.detector_.score_components(X[:6])
-    np.testing.assert_allclose(Z[:, -3], components.rotation_loss)
-    np.testing.assert_allclose(Z[:, -2], components.log_rotation_gradient_norm)
-    np.testing.assert_allclose(Z[:, -1], components.neighbour_distance)
+    np.testing.assert_allclose(Z[:, -4], components.rotation_loss)
+    np.testing.assert_allclose(Z[:, -3], components.log_rotation_gradient_norm)
+    np.testing.assert_allclose(Z[:, -2], components.neighbour_distance)
+    np.testing.assert_allclose(Z[:, -1], components.input_complexity)
 
 
 def test_rotation_pretext_detects_symmetric_and_asymmetric_digits(digit_images):

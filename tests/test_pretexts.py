@@ -141,7 +141,7 @@ def test_seeded_fits_are_reproducible_and_give_one_named_surface(name, digit_ima
     assert isinstance(components, ScoreComponents)
     expected = ("reconstruction_error", "alignment", *(t.name for t in get_pretext(name).terms))
     assert components.names[: len(expected)] == expected
-    assert components.names == first.combined_.names
+    assert components.names == first.combined_.component_names
     scores = -first.combined_.score(components)
     np.testing.assert_array_equal(first.score_samples(X[:40]), scores)
 
