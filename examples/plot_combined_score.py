@@ -1,4 +1,5 @@
 """
+=========================================
 The combined score and its fitted weights
 =========================================
 
@@ -21,9 +22,7 @@ from gradient_ad import GradientAnomalyDetector
 from gradient_ad.datasets import load_digits_images
 
 X, y = load_digits_images()  # 8 x 8 images in [0, 1]
-X_train, X_test, y_train, y_test = train_test_split(
-    X, y, test_size=0.5, stratify=y, random_state=0
-)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.5, stratify=y, random_state=0)
 normal = X_train[y_train == 8]
 is_anomaly = y_test != 8
 

@@ -23,15 +23,19 @@ def test_refit_with_other_beta_and_contamination_is_the_same_network(digits, ear
     train_error, train_alignment = first.score_components(train)
 
     beta, contamination = 0.5, 0.07
-    tuned = GradientAnomalyDetector(beta=beta, contamination=contamination, **params).fit(train)
+    tuned = GradientAnomalyDetector(beta=beta, **params).fit(train)
     tuned_error, tuned_alignment = tuned.score_components(other)
-    # Neither parameter changes training: the same network, bit for bit.
+    # beta does not change training: the same network, bit for bit.
     np.testing.assert_array_equal(tuned_error, error)
     np.testing.assert_array_equal(tuned_alignment, alignment)
     # The recombined score is the detector's score.
     np.testing.assert_allclose(
         tuned.score_samples(other), -(error - beta * alignment), rtol=1e-12, atol=1e-12
     )
-    # A float contamination's offset_ is that percentile of all training scores.
-    train_scores = -(train_error - beta * train_alignment)
-    assert tuned.offset_ == pytest.approx(np.percentile(train_scores, 100 * contamination))
+    # A float contamination trains robustly (another network), and its offset_ is that
+    # percentile of all its training rows' scores.
+    robust = GradientAnomalyDetector(beta=beta, contamination=contamination, **params).fit(train)
+    assert robust.n_trimmed_ == round(contamination * len(train)) and tuned.n_trimmed_ == 0
+    robust_train = robust.score_samples(train)
+    assert robust.offset_ == pytest.approx(np.percentile(robust_train, 100 * contamination))
+    assert np.mean(robust.predict(train) == -1) == pytest.approx(contamination, abs=1 / len(train))
