@@ -69,31 +69,31 @@ def evaluate(
         pretext_params = {**params, "pretext": "rotation", "max_epochs": pretext_epochs}
         if split.X_train.ndim == 2:
             pretext_params["input_shape"] = tuple(image_shape)
-        detector, seconds = _timed_fit(GradientAnomalyDetector(**pretext_params), split.X_train)
-        test = pretext_scores(detector, split.X_test)
-        valid = None if split.y_valid is None else pretext_scores(detector, split.X_valid)
-        for method in PRETEXT_SCORES:
-            if method in methods:
-                valid_score = None if valid is None else valid[method]
-                results[method] = _record(split, test[method], valid_score, seconds)
-                results[method] |= _training_record(detector)
+        results |= _one_network(split, pretext_params, pretext_scores, PRETEXT_SCORES, methods)
     if not is_image and any(m in methods for m in COMBINED_SCORES):
-        detector, seconds = _timed_fit(
-            GradientAnomalyDetector(**{**params, "score": "combined"}), split.X_train
-        )
-        test = combined_scores(detector, split.X_test)
-        valid = None if split.y_valid is None else combined_scores(detector, split.X_valid)
-        for method in COMBINED_SCORES:
-            if method in methods:
-                valid_score = None if valid is None else valid[method]
-                results[method] = _record(split, test[method], valid_score, seconds)
-                results[method] |= _training_record(detector)
+        combined_params = {**params, "score": "combined"}
+        results |= _one_network(split, combined_params, combined_scores, COMBINED_SCORES, methods)
     flat = _flat(split)
     for method, model in classic_detectors(seed):
         if method in methods:
             model, seconds = _timed_fit(model, flat.X_train)
             valid = None if split.y_valid is None else -model.score_samples(flat.X_valid)
             results[method] = _record(split, -model.score_samples(flat.X_test), valid, seconds)
+    return results
+
+
+def _one_network(split, params, scores_of, names, methods):
+    """The records of the methods in ``names`` that ``methods`` asks for, each scored
+    by ``scores_of`` from one detector fitted with ``params``."""
+    detector, seconds = _timed_fit(GradientAnomalyDetector(**params), split.X_train)
+    test = scores_of(detector, split.X_test)
+    valid = None if split.y_valid is None else scores_of(detector, split.X_valid)
+    results = {}
+    for method in names:
+        if method in methods:
+            valid_score = None if valid is None else valid[method]
+            results[method] = _record(split, test[method], valid_score, seconds)
+            results[method] |= _training_record(detector)
     return results
 
 
