@@ -109,9 +109,9 @@ class CombinedScore:
             return self
         self.kept_ = None
         if max_samples is not None and len(samples) > max_samples:
-            self.kept_ = k_centre_coreset(samples, max_samples, check_random_state(random_state))
-            samples = np.asarray(samples)[np.sort(self.kept_)]
-            self.kept_ = np.sort(self.kept_)
+            rng = check_random_state(random_state)
+            self.kept_ = np.sort(k_centre_coreset(samples, max_samples, rng))
+            samples = np.asarray(samples)[self.kept_]
         self.neighbours_ = fit_neighbours(samples)
         return self
 
@@ -169,8 +169,8 @@ class CombinedScore:
             outliers = [self.columns(made) for made in synthetic]
             fraction, self.separations_ = separation_weights(columns, outliers)
             weights = fraction * len(self.terms)
-        own = np.array([spec.source not in _NOT_PRETEXT for spec in self.terms])
-        weights[own] *= reliability
+        of_pretext = np.array([spec.source not in _NOT_PRETEXT for spec in self.terms])
+        weights[of_pretext] *= reliability
         self.reliability_ = float(reliability)
         self.weights_ = weights
         return self
