@@ -384,7 +384,8 @@ def test_readme_row_is_the_default_command():
     header = next(line for line in readme.splitlines() if line.startswith("data (protocol)"))
     for method in ("gradcon", "gradcon_reconstruction", "gradcon_standardized"):
         assert benchmark.LABELS[method] in header
-    for method in ("isolation_forest", "one_class_svm", "pretext", "knn"):
+    # "combined": the combined score, the pretext method's column for images.
+    for method in ("isolation_forest", "one_class_svm", "combined", "knn"):
         assert benchmark.LABELS[method] in header
 
 
