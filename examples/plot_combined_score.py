@@ -34,7 +34,8 @@ with warnings.catch_warnings():
     table = GradientAnomalyDetector(score="combined", max_epochs=30, random_state=0)
     table.fit(normal.reshape(len(normal), -1))
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
+fig.suptitle("Fitted weights of the terms; on each bar, that term's AUROC alone")
 for ax, detector, X_scored, title in (
     (axes[0], images, X_test, "images: pretext='rotation'"),
     (axes[1], table, X_test.reshape(len(X_test), -1), "rows: score='combined'"),
@@ -52,7 +53,7 @@ for ax, detector, X_scored, title in (
         ax.annotate(f"{auroc:.2f}", (x, 0.02), ha="center", color="white", fontsize=8)
     ax.set_xticks(positions, [n.replace("_", "\n") for n in weights], fontsize=7)
     ax.set_ylabel("fitted weight")
-    ax.set_title(f"{title}\ncombined AUROC {combined:.3f} (each term's alone on its bar)")
+    ax.set_title(f"{title}\ncombined AUROC {combined:.3f}")
     print(title, {n: round(w, 2) for n, w in weights.items()}, f"AUROC {combined:.3f}")
 plt.show()
 
@@ -61,7 +62,9 @@ plt.show()
 # ``combined_.reliability_`` (an 8 looks much the same turned by 180 degrees): its two
 # terms weigh that much, the others 1, and the reconstruction error and the neighbour
 # distance lose their dependence on how much detail an image holds
-# (``combined_.complexity_coefficients_``). On the rows, the neighbour distance weighs
+# (``combined_.complexity_coefficients_``). The image weights do not test GradCon's
+# terms: the alignment, weak alone here, still weighs 1. On the rows, the neighbour
+# distance weighs
 # most and the alignment least: ``combined_.separations_`` (one row per family:
 # permuted columns, uniform draws, noise, rows pulled towards the mean, pushed away
 # from it) shows how each term told held-out rows from each kind of synthetic row.
