@@ -9,6 +9,8 @@ run), ``report`` (summaries, tables, saving, the plot) and ``cli`` (the command 
 
 from typing import TYPE_CHECKING
 
+from .._lazy import lazy_names
+
 # The names load on first use (PEP 562): the command line parses its arguments, and
 # answers --help, before torch and scikit-learn load. Type checkers and the layout test
 # read the imports below.
@@ -73,15 +75,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__():
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)
