@@ -11,7 +11,8 @@ are passed memory-mapped (``np.load(..., mmap_mode='r')``).
 
 Command (the machine and the numbers are in docs/performance.rst)::
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_model_size.py --data-dir $DATA/fashion_mnist
+    OMP_NUM_THREADS=1 python benchmarks/bench_model_size.py --data-dir $DATA/fashion_mnist \
+        --out benchmarks/results/model_size.json --plot docs/_static/model_size.png
 """
 
 import argparse
@@ -80,6 +81,8 @@ def measure(data_dir, n, bounded, workdir):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", required=True, help="Fashion-MNIST's IDX files")
+    parser.add_argument("--out", help="also save the rows as JSON here")
+    parser.add_argument("--plot", help="also draw size, memory and speed against n here")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # n, bounded: child
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as workdir:
@@ -110,7 +113,41 @@ def main(argv=None):
             f"model: size {big['model_mb'] / small['model_mb']:.2f}x, scoring throughput "
             f"{big['rows_per_second'] / small['rows_per_second']:.2f}x"
         )
-    print(f"machine: {os.cpu_count()} CPUs, {' '.join(os.uname()[::2])}")
+    machine = f"{os.cpu_count()} CPUs, {' '.join(os.uname()[::2])}"
+    print(f"machine: {machine}")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
+    if args.plot:
+        plot(rows, args.plot)
+
+
+def plot(rows, path):
+    """Model size, peak memory and scoring throughput against the training set's size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), constrained_layout=True)
+    panels = (
+        ("model_mb", "saved model (MB)"),
+        ("peak_fit_mib", "peak memory of the fit (MiB)"),
+        ("rows_per_second", "scoring (rows per second)"),
+    )
+    for ax, (key, label) in zip(axes, panels):
+        for bounded, style in ((True, "o-"), (False, "s--")):
+            mine = sorted((r for r in rows if r["bounded"] == bounded), key=lambda r: r["n_train"])
+            ax.plot(
+                [r["n_train"] for r in mine],
+                [r[key] for r in mine],
+                style,
+                label="max_neighbours=2048" if bounded else "max_neighbours=None",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("training images")
+        ax.set_title(label, fontsize=10)
+    axes[0].legend(fontsize=8)
+    fig.savefig(path, dpi=100)
 
 
 if __name__ == "__main__":
