@@ -53,6 +53,7 @@ from gradient_ad import GradientAnomalyDetector, datasets
 from gradient_ad._combined.coreset import k_centre_coreset
 from gradient_ad._combined.synthetic import synthetic_rows
 from gradient_ad._combined.weighting import (
+    complexity,
     fit_complexity_correction,
     fit_standardisation,
     separation_weights,
@@ -68,9 +69,9 @@ K = 5
 class Capturing(GradientAnomalyDetector):
     """The detector, keeping the rows it calibrated on (the held-out slice)."""
 
-    def _calibrate(self, net, X, valid, train_rows, *args):
+    def _calibrate(self, net, X, valid, train_rows, *args, **kwargs):
         self.rows_ = (X, valid, train_rows)
-        return super()._calibrate(net, X, valid, train_rows, *args)
+        return super()._calibrate(net, X, valid, train_rows, *args, **kwargs)
 
 
 def image_outliers(H, rng):
@@ -102,13 +103,6 @@ def image_outliers(H, rng):
         pasted[i, :, y1 : y1 + ph, x1 : x1 + pw] = H[perm[i], :, y0 : y0 + ph, x0 : x0 + pw]
     out["cutpaste"] = pasted
     return {k: v.astype(H.dtype) for k, v in out.items()}
-
-
-def complexity(X):
-    """Log mean squared difference between each image and its 3 x 3 box blur."""
-    t = torch.as_tensor(np.asarray(X, np.float32))
-    blur = F.avg_pool2d(F.pad(t, (1, 1, 1, 1), mode="replicate"), 3, 1)
-    return np.log(((t - blur) ** 2).flatten(1).mean(1).numpy().astype(np.float64) + 1e-12)
 
 
 def tasks(name, data_dir, seeds):

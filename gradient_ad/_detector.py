@@ -470,11 +470,14 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         device = check_settings(self)
         X, shape = self._validate_input(X)
         training = train(self, X, shape, device)
+        # With a float contamination the first network only ranks the rows to leave
+        # out: its offset_ would be thrown away, so it is not computed.
+        robust = self.contamination != "auto"
         beta, offset, combined = self._calibrate(
-            training.net, X, training.valid, training.train_rows
+            training.net, X, training.valid, training.train_rows, offset_rows=None if robust else X
         )
         n_trimmed = 0
-        if self.contamination != "auto":
+        if robust:
             # Robust training: the share of the training rows that contamination
             # expects to be anomalous, those the first network scores as the most
             # anomalous, is left out of a second training and of the neighbour term;
@@ -483,7 +486,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             n_trimmed = len(X) - len(kept)
             training = train(self, X[kept], shape, device)
             beta, offset, combined = self._calibrate(
-                training.net, X[kept], training.valid, training.train_rows, all_rows=X
+                training.net, X[kept], training.valid, training.train_rows, offset_rows=X
             )
         # Every fitted attribute but those of the input (set by to_samples, as
         # scikit-learn's validate_data sets n_features_in_).
@@ -518,8 +521,10 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         check_chunk_memory(self.score_batch_size, shape)
         return X, shape
 
-    def _calibrate(self, net, X, valid, train_rows, all_rows=None):
-        """``beta_``, ``offset_`` and ``combined_`` of the trained ``net``.
+    def _calibrate(self, net, X, valid, train_rows, offset_rows):
+        """``beta_``, ``offset_`` and ``combined_`` of the trained ``net``, ``X`` its
+        training rows; ``offset_`` from ``offset_rows`` (all the user's training rows),
+        ``None`` when they are ``None``.
 
         Held-out normal data calibrates ``beta='auto'``, ``contamination='auto'`` and
         the combined score; the quartiles and spreads of a small slice are too noisy,
@@ -545,11 +550,12 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
             beta = auto_beta(components.reconstruction_error, components.alignment)
         else:
             beta = float(self.beta)
-        all_rows = X if all_rows is None else all_rows
-        if self.contamination != "auto" and (held_out is not all_rows or combined is not None):
+        if offset_rows is None:
+            return beta, None, combined
+        if self.contamination != "auto" and (held_out is not offset_rows or combined is not None):
             # A float contamination is a share of all the training data, scored as
             # score_samples scores it, so that predict flags that share of it.
-            components = self._components(net, all_rows, combined, "the training data")
+            components = self._components(net, offset_rows, combined, "the training data")
         return beta, self._offset(-_anomaly_score(components, beta, combined)), combined
 
     def _fit_combined(self, net, held_out, neighbour_rows):

@@ -7,6 +7,7 @@ from sklearn.svm import OneClassSVM
 
 from .._combined import fit_neighbours, neighbour_distance
 from .._gradcon import anomaly_score
+from .choices import COMBINED_SCORES, PRETEXT_SCORES
 
 
 def gradcon_scorer(method, beta):
@@ -18,29 +19,37 @@ def gradcon_scorer(method, beta):
     return lambda error, alignment: anomaly_score(error, alignment, beta)
 
 
-def pretext_scores(detector, X):
-    """Anomaly scores (higher = more anomalous) of the pretext detector and its terms."""
+# The benchmark's names for the terms of a combined score.
+_TERMS = {
+    "reconstruction": "reconstruction_error",
+    "alignment": "alignment",
+    "rotation_loss": "rotation_loss",
+    "rotation_gradient": "log_rotation_gradient_norm",
+    "neighbours": "neighbour_distance",
+}
+
+
+def _combined_and_terms(detector, X, methods):
+    """Anomaly scores (higher = more anomalous) of a combined-score detector,
+    ``methods[0]``, and of each term alone, ``methods[1:]`` (``<prefix>_<term>``), from
+    the components computed once."""
     components = detector.score_components(X)
-    return {
-        # score_samples, from the components computed once.
-        "pretext": detector.combined_.score(components),
-        "pretext_reconstruction": components.reconstruction_error,
-        "pretext_alignment": -components.alignment,
-        "pretext_rotation_loss": components.rotation_loss,
-        "pretext_rotation_gradient": components.log_rotation_gradient_norm,
-        "pretext_neighbours": components.neighbour_distance,
-    }
+    scores = {methods[0]: detector.combined_.score(components)}
+    for method in methods[1:]:
+        name = _TERMS[method[len(methods[0]) + 1 :]]
+        sign = 1 if components.higher_is_anomalous[name] else -1
+        scores[method] = sign * getattr(components, name)
+    return scores
+
+
+def pretext_scores(detector, X):
+    """Anomaly scores of the pretext detector and of its terms."""
+    return _combined_and_terms(detector, X, PRETEXT_SCORES)
 
 
 def combined_scores(detector, X):
     """Anomaly scores of a table model's combined score and of each of its terms."""
-    components = detector.score_components(X)
-    return {
-        "combined": detector.combined_.score(components),
-        "combined_reconstruction": components.reconstruction_error,
-        "combined_alignment": -components.alignment,
-        "combined_neighbours": components.neighbour_distance,
-    }
+    return _combined_and_terms(detector, X, COMBINED_SCORES)
 
 
 class KNN:
