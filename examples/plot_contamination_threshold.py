@@ -10,8 +10,9 @@ says how the training data were collected:
 - ``'auto'`` (default): training data that are (nearly) all normal; one training, and
   Tukey's fence on a held-out slice of them for the threshold;
 - a float: the expected share of unlabelled anomalies in the training data. The
-  detector trains once, leaves out that share of the training rows that this first
-  network finds most anomalous (``n_trimmed_``), and trains again on the rest; the
+  detector trains once, leaves out three times that share of the training rows that
+  this first network finds most anomalous (``n_trimmed_``; at most half of them), and
+  trains again on the rest; the
   threshold is that percentile of all the training rows' scores, so ``predict`` flags
   that share of the training data.
 
