@@ -105,7 +105,7 @@ def _aurocs(detector, split):
     }
 
 
-def run_task(dataset, normal, seed, q, epochs, out_of_fold):
+def run_task(dataset, normal, seed, q, epochs, out_of_fold, first_epochs=None, retrained=RETRAINED):
     data_dir = _data_dir(dataset)
     _, _, clean = next(tasks(dataset, data_dir, classes=[normal], seeds=[seed]))
     _, _, split = next(
@@ -113,19 +113,20 @@ def run_task(dataset, normal, seed, q, epochs, out_of_fold):
     )
     X = split.X_train
     anomalous = _mixed_in(X, clean.X_train)
-    first, seconds = _fit(X, seed, epochs)
+    first_epochs = first_epochs or epochs
+    first, seconds = _fit(X, seed, first_epochs)
     ranking = _in_sample_ranking(first, X)
     record = {
         "dataset": dataset, "class": normal, "seed": seed, "q": q,
         "n_train": len(X), "n_mixed_in": int(anomalous.sum()),
-        "first": {**_aurocs(first, split), "seconds": round(seconds, 1)},
+        "first": {**_aurocs(first, split), "epochs": first_epochs, "seconds": round(seconds, 1)},
         "found_in_sample": {str(f): _found(ranking, anomalous, f * q) for f in SHARES},
     }  # fmt: skip
     if out_of_fold:
         z, seconds = _out_of_fold_ranking(X, seed, epochs)
         record["found_out_of_fold"] = {str(f): _found(z, anomalous, f * q) for f in SHARES}
         record["out_of_fold_seconds"] = round(seconds, 1)
-    for f in RETRAINED:
+    for f in retrained:
         kept = np.sort(np.argsort(ranking, kind="stable")[: len(X) - int(round(f * q * len(X)))])
         again, seconds = _fit(X[kept], seed, epochs)
         record[f"trimmed_{f}"] = {**_aurocs(again, split), "seconds": round(seconds, 1)}
@@ -139,6 +140,10 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--rate", type=float, default=0.1, help="share mixed in (q)")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--first-epochs", type=int, help="the first network's (default: --epochs)")
+    parser.add_argument(
+        "--trimmed", type=float, nargs="+", default=list(RETRAINED), help="shares of q left out"
+    )
     parser.add_argument("--out-of-fold", action="store_true", help="also the halves' ranking")
     parser.add_argument("--out", help="JSON file of the records")
     args = parser.parse_args(argv)
@@ -146,7 +151,10 @@ def main(argv=None):
     records = []
     for normal in args.classes:
         for seed in args.seeds:
-            record = run_task(args.dataset, normal, seed, args.rate, args.epochs, args.out_of_fold)
+            record = run_task(
+                args.dataset, normal, seed, args.rate, args.epochs, args.out_of_fold,
+                args.first_epochs, args.trimmed,
+            )  # fmt: skip
             print(json.dumps(record), flush=True)
             records.append(record)
     if args.out:

@@ -34,6 +34,7 @@ from ._inputs import to_samples
 from ._net import REFERENCE_RULES
 from ._persistence import InconsistentVersionWarning, loaded_state, saved_state
 from ._pretexts import get_pretext, pretext_names
+from ._robust import rows_to_trim, train_first
 from ._settings import check_settings, python
 from ._threads import torch_threads
 from ._training import StopOnNonFiniteLoss, silent, train
@@ -48,15 +49,6 @@ _TUKEY_K = 1.5
 # rows, mean of 3 seeds), where the fence on all training rows flagged 2-11%; from
 # 1000 rows on both flag about 4%. See docs/robustness.rst.
 _MIN_CALIBRATION_ROWS = 100
-# Robust training leaves out three times the expected share of outliers (at most half
-# the rows): a network trained on the polluted rows ranks only about half of them in
-# the top share (it learnt them), about 70-90% in the top three shares, and leaving
-# out normal rows costs the neighbour term and the network little. Fashion-MNIST
-# validation folds, seed 0, 10% other classes, AUROC trimming one, two or three shares:
-# T-shirts 0.89 / 0.93 / 0.95 (clean 0.96), shirts 0.80 / 0.81 / 0.81 (clean 0.86).
-# See experiments/robust_training.py.
-_TRIM_FACTOR = 3
-_MAX_TRIMMED = 0.5
 # Detectors pickled before training moved to _training name two of its objects here
 # (skorch pickles the net's callbacks, and early stopping's sink, by reference).
 _StopOnNonFiniteLoss = StopOnNonFiniteLoss
@@ -482,10 +474,11 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     def _fit(self, X):
         device = check_settings(self)
         X, shape = self._validate_input(X)
-        training = train(self, X, shape, device)
         # With a float contamination the first network only ranks the rows to leave
-        # out: its offset_ would be thrown away, so it is not computed.
+        # out: it trains half the epochs (it learns the polluting rows less) and its
+        # offset_ would be thrown away, so it is not computed.
         robust = self.contamination != "auto"
+        training = train_first(self, X, shape, device) if robust else train(self, X, shape, device)
         beta, offset, combined = self._calibrate(
             training.net, X, training.valid, training.train_rows, offset_rows=None if robust else X
         )
@@ -515,15 +508,14 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         return self
 
     def _kept_rows(self, net, X, beta, combined):
-        """Indices of the training rows outside the share (``contamination`` times
-        ``_TRIM_FACTOR``, at most ``_MAX_TRIMMED``) that ``net`` scores as the most
-        anomalous; the neighbour term measures each row against all the others."""
+        """Indices of the training rows outside the ``rows_to_trim`` that ``net`` scores
+        as the most anomalous; the neighbour term measures each row against all the
+        others."""
         if combined is not None:
             combined = copy.copy(combined).fit_neighbours(X, self.max_neighbours, self.random_state)
         components = self._components(net, X, combined, "the training data", reference=True)
         scores = _anomaly_score(components, beta, combined)
-        share = min(_TRIM_FACTOR * self.contamination, _MAX_TRIMMED)
-        n_kept = len(X) - int(round(share * len(X)))
+        n_kept = len(X) - rows_to_trim(self.contamination, len(X))
         return np.sort(np.argsort(scores, kind="stable")[:n_kept])
 
     def _validate_input(self, X):

@@ -1,0 +1,56 @@
+"""Robust training with a float ``contamination``: how many training rows to leave
+out, and the first network that ranks them.
+
+The detector trains a first network on all the rows, leaves out those it scores as
+the most anomalous, and trains again on the rest (``GradientAnomalyDetector._fit``).
+A network trained on polluted rows learns the polluting rows too, and ranks only about
+half of them among its top ``contamination`` share; more of them are found by looking
+further down its ranking and by training it less. Leaving out normal rows costs the
+second network and the neighbour term little. Measured on Fashion-MNIST validation
+folds (seed 0, a tenth of the training images from other classes;
+``experiments/robust_training.py``).
+"""
+
+import copy
+import math
+import warnings
+
+from sklearn.exceptions import ConvergenceWarning
+
+from ._training import train
+
+__all__ = ["MAX_TRIMMED", "TRIM_FACTOR", "rows_to_trim", "train_first"]
+
+# Three times the expected share: validation AUROC trimming one, two or three shares
+# (first network trained 10 epochs, second 10): T-shirts 0.89 / 0.93 / 0.95 (clean
+# 0.96), shirts 0.80 / 0.81 / 0.81 (clean 0.86). At most half of the rows are left out.
+TRIM_FACTOR = 3
+MAX_TRIMMED = 0.5
+
+
+def rows_to_trim(contamination, n_rows):
+    """How many of ``n_rows`` training rows robust training leaves out.
+
+    Examples
+    --------
+    >>> from gradient_ad._robust import rows_to_trim
+    >>> rows_to_trim(0.1, 1000), rows_to_trim(0.2, 1000), rows_to_trim(0.5, 1000)
+    (300, 500, 500)
+    """
+    return int(round(min(TRIM_FACTOR * contamination, MAX_TRIMMED) * n_rows))
+
+
+def train_first(detector, X, shape, device):
+    """The first network of robust training: trained as
+    :func:`~gradient_ad._training.train` does, for half the epochs (rounded up).
+
+    It only ranks the training rows, and a network trained less has learnt the
+    polluting rows less: 5 epochs put 93% and 72% of them among the top three shares
+    of T-shirts and shirts where 10 epochs put 89% and 72%. That it ran all its epochs
+    is not worth a warning: the second training warns for the fit.
+    """
+    first = copy.copy(detector)
+    first.max_epochs = math.ceil(detector.max_epochs / 2)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Training ran all max_epochs", ConvergenceWarning)
+        return train(first, X, shape, device)
