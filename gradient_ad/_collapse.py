@@ -50,8 +50,10 @@ def collapse_statistics(module, X):
     error_ratio : float
         Mean squared reconstruction error divided by that of the data's mean returned
         for every sample: above 1 when the network does worse than that constant.
-        Both are ``nan`` when the inputs do not vary at all.
+        Both are ``nan`` when the inputs do not vary at all (or are one row).
     """
+    if len(X) < 2:  # one row does not vary (and torch warns on its variance)
+        return math.nan, math.nan
     with torch.no_grad():
         # A few rows at a time: large images need memory for every layer's activations.
         recon = torch.cat([module(chunk) for chunk in torch.split(X, _FORWARD_ROWS)])

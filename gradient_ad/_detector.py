@@ -34,7 +34,7 @@ from ._inputs import to_samples
 from ._net import REFERENCE_RULES
 from ._persistence import InconsistentVersionWarning, loaded_state, saved_state
 from ._pretexts import get_pretext, pretext_names
-from ._robust import rows_to_trim, train_first
+from ._robust import check_rows_kept, rows_to_trim, train_first
 from ._settings import check_settings, python
 from ._threads import torch_threads
 from ._training import StopOnNonFiniteLoss, silent, train
@@ -479,6 +479,8 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         # out: it trains half the epochs (it learns the polluting rows less) and its
         # offset_ would be thrown away, so it is not computed.
         robust = self.contamination != "auto"
+        if robust:
+            check_rows_kept(self, len(X))
         training = train_first(self, X, shape, device) if robust else train(self, X, shape, device)
         beta, offset, combined = self._calibrate(
             training.net, X, training.valid, training.train_rows, offset_rows=None if robust else X

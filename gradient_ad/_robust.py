@@ -19,7 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._training import train
 
-__all__ = ["MAX_TRIMMED", "TRIM_FACTOR", "rows_to_trim", "train_first"]
+__all__ = ["MAX_TRIMMED", "TRIM_FACTOR", "check_rows_kept", "rows_to_trim", "train_first"]
 
 # Three times the expected share: validation AUROC trimming one, two or three shares
 # (first network trained 10 epochs, second 10): T-shirts 0.89 / 0.93 / 0.95 (clean
@@ -38,6 +38,19 @@ def rows_to_trim(contamination, n_rows):
     (300, 500, 500)
     """
     return int(round(min(TRIM_FACTOR * contamination, MAX_TRIMMED) * n_rows))
+
+
+def check_rows_kept(detector, n_rows):
+    """Refuse, before the first training, a float ``contamination`` whose second
+    training would keep too few rows for its validation slice."""
+    n_kept = n_rows - rows_to_trim(detector.contamination, n_rows)
+    if detector.early_stopping and math.ceil(detector.validation_fraction * n_kept) >= n_kept:
+        raise ValueError(
+            f"contamination={detector.contamination} trains robustly: the second training "
+            f"keeps {n_kept} of the {n_rows} training rows, too few to hold out "
+            f"validation_fraction={detector.validation_fraction} of them; pass more "
+            "samples, set early_stopping=False, or use contamination='auto'"
+        )
 
 
 def train_first(detector, X, shape, device):

@@ -50,3 +50,14 @@ def test_robust_training_reproduces_persists_and_flags_the_share(digits, kind, t
     assert loaded.n_trimmed_ == detector.n_trimmed_ and loaded.offset_ == detector.offset_
     np.testing.assert_array_equal(loaded.score_samples(test), detector.score_samples(test))
     assert roc_auc_score(y_test, -detector.score_samples(test)) > 0.9
+
+
+def test_too_few_rows_to_keep_are_refused_before_training():
+    X = np.random.RandomState(0).normal(size=(3, 4)).astype(np.float32)
+    detector = GradientAnomalyDetector(contamination=0.2, max_epochs=2)
+    with pytest.raises(ValueError, match=r"contamination=0.2 .* keeps 1 of the 3"):
+        detector.fit(X)
+    assert not hasattr(detector, "net_")
+    # Without a validation slice the same rows train.
+    fitted = GradientAnomalyDetector(contamination=0.2, max_epochs=2, early_stopping=False).fit(X)
+    assert fitted.n_trimmed_ == 2  # half of 3 rows, rounded to even
