@@ -12,7 +12,9 @@ anomalies mixed in (the benchmark's ``--contamination-rate``, same draws):
   ranking, as SRR's disjoint subsets; Yoon et al., TMLR 2022);
 - the validation and test AUROC of a detector trained again without the top 1, 2 or
   3 shares of the first network's ranking (its neighbour term measures against the
-  rows kept), beside the first network's own.
+  rows kept), beside the first network's own;
+- the test AUROC of kNN on raw pixels (the benchmark's ``knn``) measuring against the
+  clean rows, all the polluted rows, and the rows left after each share.
 
 Settings are chosen on the validation AUROC; the test AUROC is printed for the record.
 The data are read from ``$GRADIENT_AD_DATA`` (default: ``../shared/data`` beside the
@@ -41,6 +43,7 @@ from sklearn.metrics import roc_auc_score
 from gradient_ad import GradientAnomalyDetector
 from gradient_ad._detector import _anomaly_score
 from gradient_ad.benchmark import tasks
+from gradient_ad.benchmark.methods import classic_detectors
 
 SHARES = (1, 1.5, 2, 3)
 RETRAINED = (1, 2, 3)
@@ -105,6 +108,12 @@ def _aurocs(detector, split):
     }
 
 
+def _knn_auroc(rows, split):
+    knn = dict(classic_detectors(0))["knn"].fit(rows.reshape(len(rows), -1))
+    score = -knn.score_samples(split.X_test.reshape(len(split.X_test), -1))
+    return round(roc_auc_score(split.y_test, score), 4)
+
+
 def run_task(dataset, normal, seed, q, epochs, out_of_fold, first_epochs=None, retrained=RETRAINED):
     data_dir = _data_dir(dataset)
     _, _, clean = next(tasks(dataset, data_dir, classes=[normal], seeds=[seed]))
@@ -126,6 +135,10 @@ def run_task(dataset, normal, seed, q, epochs, out_of_fold, first_epochs=None, r
         z, seconds = _out_of_fold_ranking(X, seed, epochs)
         record["found_out_of_fold"] = {str(f): _found(z, anomalous, f * q) for f in SHARES}
         record["out_of_fold_seconds"] = round(seconds, 1)
+    record["knn"] = {"clean": _knn_auroc(clean.X_train, split), "polluted": _knn_auroc(X, split)}
+    for f in SHARES:
+        kept = np.argsort(ranking, kind="stable")[: len(X) - int(round(f * q * len(X)))]
+        record["knn"][f"trimmed_{f}"] = _knn_auroc(X[kept], split)
     for f in retrained:
         kept = np.sort(np.argsort(ranking, kind="stable")[: len(X) - int(round(f * q * len(X)))])
         again, seconds = _fit(X[kept], seed, epochs)
