@@ -114,7 +114,22 @@ def _knn_auroc(rows, split):
     return round(roc_auc_score(split.y_test, score), 4)
 
 
-def run_task(dataset, normal, seed, q, epochs, out_of_fold, first_epochs=None, retrained=RETRAINED):
+def _second_round(X, ranking, seed, q, epochs):
+    """Rank again with a network trained on the rows the first ranking keeps (top
+    three shares left out): each kept row against the other kept rows, each row left
+    out as a new sample."""
+    kept = np.zeros(len(X), bool)
+    kept[np.argsort(ranking, kind="stable")[: len(X) - int(round(3 * q * len(X)))]] = True
+    detector, seconds = _fit(X[kept], seed, epochs)
+    again = np.empty(len(X))
+    again[kept] = _in_sample_ranking(detector, X[kept])
+    again[~kept] = -detector.score_samples(X[~kept])
+    return again, seconds
+
+
+def run_task(
+    dataset, normal, seed, q, epochs, out_of_fold, first_epochs=None, retrained=RETRAINED, rounds=1
+):
     data_dir = _data_dir(dataset)
     _, _, clean = next(tasks(dataset, data_dir, classes=[normal], seeds=[seed]))
     _, _, split = next(
@@ -131,6 +146,11 @@ def run_task(dataset, normal, seed, q, epochs, out_of_fold, first_epochs=None, r
         "first": {**_aurocs(first, split), "epochs": first_epochs, "seconds": round(seconds, 1)},
         "found_in_sample": {str(f): _found(ranking, anomalous, f * q) for f in SHARES},
     }  # fmt: skip
+    for round_ in range(2, rounds + 1):
+        ranking, seconds = _second_round(X, ranking, seed, q, first_epochs)
+        found = {str(f): _found(ranking, anomalous, f * q) for f in SHARES}
+        record[f"found_round_{round_}"] = found
+        record[f"round_{round_}_seconds"] = round(seconds, 1)
     if out_of_fold:
         z, seconds = _out_of_fold_ranking(X, seed, epochs)
         record["found_out_of_fold"] = {str(f): _found(z, anomalous, f * q) for f in SHARES}
@@ -157,6 +177,7 @@ def main(argv=None):
     parser.add_argument(
         "--trimmed", type=float, nargs="+", default=list(RETRAINED), help="shares of q left out"
     )
+    parser.add_argument("--rounds", type=int, default=1, help="rankings before the last training")
     parser.add_argument("--out-of-fold", action="store_true", help="also the halves' ranking")
     parser.add_argument("--out", help="JSON file of the records")
     args = parser.parse_args(argv)
@@ -166,7 +187,7 @@ def main(argv=None):
         for seed in args.seeds:
             record = run_task(
                 args.dataset, normal, seed, args.rate, args.epochs, args.out_of_fold,
-                args.first_epochs, args.trimmed,
+                args.first_epochs, args.trimmed, args.rounds,
             )  # fmt: skip
             print(json.dumps(record), flush=True)
             records.append(record)

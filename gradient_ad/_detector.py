@@ -34,7 +34,7 @@ from ._inputs import to_samples
 from ._net import REFERENCE_RULES
 from ._persistence import InconsistentVersionWarning, loaded_state, saved_state
 from ._pretexts import get_pretext, pretext_names
-from ._robust import check_rows_kept, rows_to_trim, train_first
+from ._robust import RANKINGS, check_rows_kept, rows_to_trim, train_first
 from ._settings import check_settings, python
 from ._threads import torch_threads
 from ._training import StopOnNonFiniteLoss, silent, train
@@ -475,28 +475,27 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
     def _fit(self, X):
         device = check_settings(self)
         X, shape = self._validate_input(X)
-        # With a float contamination the first network only ranks the rows to leave
-        # out: it trains half the epochs (it learns the polluting rows less) and its
-        # offset_ would be thrown away, so it is not computed.
         robust = self.contamination != "auto"
+        rows = X
         if robust:
+            # Robust training: short trainings rank the training rows, each on the
+            # rows the ranking before it kept, and the detector trains on the rows the
+            # last ranking keeps. Their offset_ would be thrown away: not computed.
             check_rows_kept(self, len(X))
-        training = train_first(self, X, shape, device) if robust else train(self, X, shape, device)
+            kept = np.arange(len(X))
+            for _ in range(RANKINGS):
+                training = train_first(self, X[kept], shape, device)
+                beta, _, combined = self._calibrate(
+                    training.net, X[kept], training.valid, training.train_rows, offset_rows=None
+                )
+                kept = self._kept_rows(training.net, X, kept, beta, combined)
+            rows = X[kept]
+        training = train(self, rows, shape, device)
+        # offset_ from all the training rows: a float contamination is a share of them.
         beta, offset, combined = self._calibrate(
-            training.net, X, training.valid, training.train_rows, offset_rows=None if robust else X
+            training.net, rows, training.valid, training.train_rows, offset_rows=X
         )
-        n_trimmed = 0
-        if robust:
-            # Robust training: the share of the training rows that contamination
-            # expects to be anomalous, those the first network scores as the most
-            # anomalous, is left out of a second training and of the neighbour term;
-            # offset_ stays a share of all the rows.
-            kept = self._kept_rows(training.net, X, beta, combined)
-            n_trimmed = len(X) - len(kept)
-            training = train(self, X[kept], shape, device)
-            beta, offset, combined = self._calibrate(
-                training.net, X[kept], training.valid, training.train_rows, offset_rows=X
-            )
+        n_trimmed = len(X) - len(rows)
         # Every fitted attribute but those of the input (set by to_samples, as
         # scikit-learn's validate_data sets n_features_in_).
         self.input_shape_ = shape
@@ -510,14 +509,23 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         self.n_trimmed_ = n_trimmed
         return self
 
-    def _kept_rows(self, net, X, beta, combined):
-        """Indices of the training rows outside the ``rows_to_trim`` that ``net`` scores
-        as the most anomalous; the neighbour term measures each row against all the
-        others."""
+    def _kept_rows(self, net, X, trained, beta, combined):
+        """Indices of the training rows outside the ``rows_to_trim`` that ``net``
+        scores as the most anomalous: the rows it trained on (indices ``trained``),
+        each against the others of them by the neighbour term, and the rest as new
+        samples."""
+        rows = X[trained]
         if combined is not None:
-            combined = copy.copy(combined).fit_neighbours(X, self.max_neighbours, self.random_state)
-        components = self._components(net, X, combined, "the training data", reference=True)
-        scores = _anomaly_score(components, beta, combined)
+            combined = copy.copy(combined).fit_neighbours(
+                rows, self.max_neighbours, self.random_state
+            )
+        scores = np.empty(len(X))
+        components = self._components(net, rows, combined, "the training data", reference=True)
+        scores[trained] = _anomaly_score(components, beta, combined)
+        rest = np.setdiff1d(np.arange(len(X)), trained)
+        if len(rest):
+            components = self._components(net, X[rest], combined, "the training data")
+            scores[rest] = _anomaly_score(components, beta, combined)
         n_kept = len(X) - rows_to_trim(self.contamination, len(X))
         return np.sort(np.argsort(scores, kind="stable")[:n_kept])
 

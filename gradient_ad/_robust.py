@@ -1,8 +1,9 @@
 """Robust training with a float ``contamination``: how many training rows to leave
 out, and the first network that ranks them.
 
-The detector trains a first network on all the rows, leaves out those it scores as
-the most anomalous, and trains again on the rest (``GradientAnomalyDetector._fit``).
+The detector trains a short network on all the rows, a second short one on the rows
+the first ranks as the most normal, and, on the rows this second one ranks as the most
+normal, the detector's network (``GradientAnomalyDetector._fit``).
 A network trained on polluted rows learns the polluting rows too, and ranks only about
 half of them among its top ``contamination`` share; more of them are found by looking
 further down its ranking and by training it less. Leaving out normal rows costs the
@@ -19,13 +20,24 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._training import train
 
-__all__ = ["MAX_TRIMMED", "TRIM_FACTOR", "check_rows_kept", "rows_to_trim", "train_first"]
+__all__ = [
+    "MAX_TRIMMED",
+    "RANKINGS",
+    "TRIM_FACTOR",
+    "check_rows_kept",
+    "rows_to_trim",
+    "train_first",
+]
 
 # Three times the expected share: validation AUROC trimming one, two or three shares
 # (first network trained 10 epochs, second 10): T-shirts 0.89 / 0.93 / 0.95 (clean
 # 0.96), shirts 0.80 / 0.81 / 0.81 (clean 0.86). At most half of the rows are left out.
 TRIM_FACTOR = 3
 MAX_TRIMMED = 0.5
+# Two rankings: a second short training on the rows the first keeps ranks all the rows
+# again. Fashion-MNIST bags (seed 0, q = 0.1): 69% of the mixed-in images in the top
+# three shares after one ranking, 85% after two, validation AUROC 0.855 -> 0.916.
+RANKINGS = 2
 
 
 def rows_to_trim(contamination, n_rows):
