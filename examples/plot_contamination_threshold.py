@@ -9,10 +9,10 @@ says how the training data were collected:
 
 - ``'auto'`` (default): training data that are (nearly) all normal; one training, and
   Tukey's fence on a held-out slice of them for the threshold;
-- a float: the expected share of unlabelled anomalies in the training data. The
-  detector trains once, leaves out three times that share of the training rows that
-  this first network finds most anomalous (``n_trimmed_``; at most half of them), and
-  trains again on the rest; the
+- a float: the expected share of unlabelled anomalies in the training data. Two
+  short trainings rank the training rows, and the detector trains on all but the
+  three shares that the second ranking finds most anomalous (``n_trimmed_``; at most
+  half of the rows); the
   threshold is that percentile of all the training rows' scores, so ``predict`` flags
   that share of the training data.
 

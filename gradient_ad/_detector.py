@@ -179,16 +179,17 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         L2 penalty of Adam.
     contamination : 'auto' or float, default='auto'
         Sets ``offset_`` and, as a float, trains robustly. A float in (0, 0.5] is the
-        expected share of outliers in the training data: the detector trains a first
-        network for half of ``max_epochs``, leaves out three times that share of the
-        training rows (at most half of them) that it scores as the most anomalous
-        (each measured against all the others by the neighbour term), and trains
-        again on the rest, from the same seed; the neighbour term and the calibration
-        use the rows kept (``n_trimmed_`` rows are left out). A network trained on
-        polluted rows ranks only about half of the outliers among its top share,
-        most of them among the top three; trained less, it has learnt them less (see
-        :ref:`unlabelled_anomalies`). Fitting then costs about as much as one
-        training on all the rows, at most 1.5 times. ``offset_`` is that percentile of
+        expected share of outliers in the training data: a short network (half of
+        ``max_epochs``) trained on all the rows ranks them (each against all the
+        others by the neighbour term), a second short one trained without the three
+        shares it ranks worst (at most half of the rows) ranks them again, and the
+        detector trains, from the same seed, on all but the three shares this second
+        ranking puts worst (``n_trimmed_`` rows are left out); the neighbour term and
+        the calibration use the rows kept. A network trained on polluted rows ranks
+        only about half of the outliers among its top share; three shares, a shorter
+        training and a second ranking find most of them (see
+        :ref:`unlabelled_anomalies`). Fitting then costs about 1.5 to 2 times one
+        training on all the rows. ``offset_`` is that percentile of
         the scores of all the training rows as :meth:`score_samples` gives them, so
         that ``predict`` flags that share of the training data (as
         :class:`~sklearn.ensemble.IsolationForest` does). ``'auto'``: one training;

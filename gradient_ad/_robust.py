@@ -1,13 +1,14 @@
 """Robust training with a float ``contamination``: how many training rows to leave
-out, and the first network that ranks them.
+out, and the short networks that rank them.
 
 The detector trains a short network on all the rows, a second short one on the rows
 the first ranks as the most normal, and, on the rows this second one ranks as the most
 normal, the detector's network (``GradientAnomalyDetector._fit``).
 A network trained on polluted rows learns the polluting rows too, and ranks only about
 half of them among its top ``contamination`` share; more of them are found by looking
-further down its ranking and by training it less. Leaving out normal rows costs the
-second network and the neighbour term little. Measured on Fashion-MNIST validation
+further down its ranking, by training it less and by ranking again with a network
+trained without the worst rows. Leaving out normal rows costs the detector's network
+and the neighbour term little. Measured on Fashion-MNIST validation
 folds (seed 0, a tenth of the training images from other classes;
 ``experiments/robust_training.py``).
 """
@@ -29,9 +30,9 @@ __all__ = [
     "train_first",
 ]
 
-# Three times the expected share: validation AUROC trimming one, two or three shares
-# (first network trained 10 epochs, second 10): T-shirts 0.89 / 0.93 / 0.95 (clean
-# 0.96), shirts 0.80 / 0.81 / 0.81 (clean 0.86). At most half of the rows are left out.
+# Three times the expected share: validation AUROC of the second network trimming one,
+# two or three shares of one ranking (both networks 10 epochs): T-shirts 0.89 / 0.93 /
+# 0.95 (clean 0.96), shirts 0.80 / 0.81 / 0.81 (clean 0.86). At most half the rows.
 TRIM_FACTOR = 3
 MAX_TRIMMED = 0.5
 # Two rankings: a second short training on the rows the first keeps ranks all the rows
@@ -66,13 +67,13 @@ def check_rows_kept(detector, n_rows):
 
 
 def train_first(detector, X, shape, device):
-    """The first network of robust training: trained as
+    """A ranking network of robust training: trained as
     :func:`~gradient_ad._training.train` does, for half the epochs (rounded up).
 
     It only ranks the training rows, and a network trained less has learnt the
     polluting rows less: 5 epochs put 93% and 72% of them among the top three shares
     of T-shirts and shirts where 10 epochs put 89% and 72%. That it ran all its epochs
-    is not worth a warning: the second training warns for the fit.
+    is not worth a warning: the detector's own training warns for the fit.
     """
     first = copy.copy(detector)
     first.max_epochs = math.ceil(detector.max_epochs / 2)

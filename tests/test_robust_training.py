@@ -61,3 +61,29 @@ def test_too_few_rows_to_keep_are_refused_before_training():
     # Without a validation slice the same rows train.
     fitted = GradientAnomalyDetector(contamination=0.2, max_epochs=2, early_stopping=False).fit(X)
     assert fitted.n_trimmed_ == 2  # half of 3 rows, rounded to even
+
+
+def test_two_short_rankings_then_one_training_on_the_rows_kept(digits, monkeypatch):
+    from gradient_ad import _detector, _robust
+
+    trainings = []
+
+    def recording(train):
+        def wrapped(detector, X, shape, device):
+            trainings.append((detector.max_epochs, len(X)))
+            return train(detector, X, shape, device)
+
+        return wrapped
+
+    monkeypatch.setattr(_robust, "train", recording(_robust.train))
+    monkeypatch.setattr(_detector, "train", recording(_detector.train))
+    train, _, _, _ = _polluted_zeros(digits, 18)
+    detector = GradientAnomalyDetector(contamination=0.1, max_epochs=7, random_state=0)
+    detector.fit(train)
+    kept = len(train) - round(0.3 * len(train))
+    # Half the epochs (rounded up) on all the rows, then on the rows the first ranking
+    # keeps; all the epochs on the rows the second ranking keeps.
+    assert trainings == [(4, len(train)), (4, kept), (7, kept)]
+    trainings.clear()
+    GradientAnomalyDetector(max_epochs=7, random_state=0).fit(train)
+    assert trainings == [(7, len(train))]
