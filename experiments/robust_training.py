@@ -1,8 +1,8 @@
 """How many training rows should robust training leave out?
 
-With a float ``contamination`` the detector trains once on the polluted rows, leaves
-out the rows this first network scores as the most anomalous, and trains again on the
-rest. This study measures, for the pretext detector on images with unlabelled
+With a float ``contamination`` the detector trains short networks on the polluted
+rows, leaves out the rows they score as the most anomalous, and trains again on the
+rest. This study (one first network, ``--rounds 2`` for a second ranking) measures, for the pretext detector on images with unlabelled
 anomalies mixed in (the benchmark's ``--contamination-rate``, same draws):
 
 - how many of the mixed-in anomalies the first network's ranking of the training rows
