@@ -2,8 +2,9 @@
 
 With a float ``contamination`` the detector trains short networks on the polluted
 rows, leaves out the rows they score as the most anomalous, and trains again on the
-rest. This study (one first network, ``--rounds 2`` for a second ranking) measures, for the pretext detector on images with unlabelled
-anomalies mixed in (the benchmark's ``--contamination-rate``, same draws):
+rest. This study (one ranking; ``--rounds 2`` ranks again) measures, for the pretext
+detector on images with unlabelled anomalies mixed in (the benchmark's
+``--contamination-rate``, same draws):
 
 - how many of the mixed-in anomalies the first network's ranking of the training rows
   (each row against all the others by the neighbour term, as robust training ranks
