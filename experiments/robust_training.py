@@ -29,7 +29,6 @@ Example::
 """
 
 import argparse
-import copy
 import json
 import os
 import platform
@@ -42,7 +41,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
 
 from gradient_ad import GradientAnomalyDetector
-from gradient_ad._detector import _anomaly_score
 from gradient_ad.benchmark import tasks
 from gradient_ad.benchmark.methods import classic_detectors
 
@@ -72,15 +70,14 @@ def _fit(X, seed, epochs):
     return detector.fit(X), time.perf_counter() - start
 
 
-def _in_sample_ranking(detector, X):
-    """Anomaly scores of the training rows, each against all the others, as robust
-    training ranks them."""
+def _ranking(detector, X, trained):
+    """Anomaly scores of all the training rows ``X`` by ``detector``'s network, as robust
+    training ranks them (the rows it trained on, indices ``trained``, against each
+    other by the neighbour term; the rest as new samples)."""
     samples, _ = detector._validate_input(X)
-    combined = copy.copy(detector.combined_).fit_neighbours(
-        samples, detector.max_neighbours, detector.random_state
+    return detector._ranking_scores(
+        detector.net_, samples, trained, detector.beta_, detector.combined_
     )
-    components = detector._components(detector.net_, samples, combined, "X", reference=True)
-    return _anomaly_score(components, detector.beta_, combined)
 
 
 def _out_of_fold_ranking(X, seed, epochs):
@@ -117,15 +114,10 @@ def _knn_auroc(rows, split):
 
 def _second_round(X, ranking, seed, q, epochs):
     """Rank again with a network trained on the rows the first ranking keeps (top
-    three shares left out): each kept row against the other kept rows, each row left
-    out as a new sample."""
-    kept = np.zeros(len(X), bool)
-    kept[np.argsort(ranking, kind="stable")[: len(X) - int(round(3 * q * len(X)))]] = True
+    three shares left out)."""
+    kept = np.sort(np.argsort(ranking, kind="stable")[: len(X) - int(round(3 * q * len(X)))])
     detector, seconds = _fit(X[kept], seed, epochs)
-    again = np.empty(len(X))
-    again[kept] = _in_sample_ranking(detector, X[kept])
-    again[~kept] = -detector.score_samples(X[~kept])
-    return again, seconds
+    return _ranking(detector, X, kept), seconds
 
 
 def run_task(
@@ -140,7 +132,7 @@ def run_task(
     anomalous = _mixed_in(X, clean.X_train)
     first_epochs = first_epochs or epochs
     first, seconds = _fit(X, seed, first_epochs)
-    ranking = _in_sample_ranking(first, X)
+    ranking = _ranking(first, X, np.arange(len(X)))
     record = {
         "dataset": dataset, "class": normal, "seed": seed, "q": q,
         "n_train": len(X), "n_mixed_in": int(anomalous.sum()),

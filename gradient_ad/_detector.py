@@ -512,9 +512,15 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
 
     def _kept_rows(self, net, X, trained, beta, combined):
         """Indices of the training rows outside the ``rows_to_trim`` that ``net``
-        scores as the most anomalous: the rows it trained on (indices ``trained``),
-        each against the others of them by the neighbour term, and the rest as new
-        samples."""
+        scores as the most anomalous (:meth:`_ranking_scores`)."""
+        scores = self._ranking_scores(net, X, trained, beta, combined)
+        n_kept = len(X) - rows_to_trim(self.contamination, len(X))
+        return np.sort(np.argsort(scores, kind="stable")[:n_kept])
+
+    def _ranking_scores(self, net, X, trained, beta, combined):
+        """Anomaly scores of all the training rows ``X`` by ``net``: the rows it trained
+        on (indices ``trained``) each against the others of them by the neighbour term,
+        the rest as new samples."""
         rows = X[trained]
         if combined is not None:
             combined = copy.copy(combined).fit_neighbours(
@@ -527,8 +533,7 @@ class GradientAnomalyDetector(OutlierMixin, BaseEstimator):
         if len(rest):
             components = self._components(net, X[rest], combined, "the training data")
             scores[rest] = _anomaly_score(components, beta, combined)
-        n_kept = len(X) - rows_to_trim(self.contamination, len(X))
-        return np.sort(np.argsort(scores, kind="stable")[:n_kept])
+        return scores
 
     def _validate_input(self, X):
         """The training samples as float32 (or float64) and the shape of one, with the

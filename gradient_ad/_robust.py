@@ -15,11 +15,8 @@ folds (seed 0, a tenth of the training images from other classes;
 
 import copy
 import math
-import warnings
 
-from sklearn.exceptions import ConvergenceWarning
-
-from ._training import train
+from ._training import leaves_no_training_rows, train
 
 __all__ = [
     "MAX_TRIMMED",
@@ -57,7 +54,7 @@ def check_rows_kept(detector, n_rows):
     """Refuse, before the first training, a float ``contamination`` whose second
     training would keep too few rows for its validation slice."""
     n_kept = n_rows - rows_to_trim(detector.contamination, n_rows)
-    if detector.early_stopping and math.ceil(detector.validation_fraction * n_kept) >= n_kept:
+    if detector.early_stopping and leaves_no_training_rows(detector, n_kept):
         raise ValueError(
             f"contamination={detector.contamination} trains robustly: the second training "
             f"keeps {n_kept} of the {n_rows} training rows, too few to hold out "
@@ -77,6 +74,4 @@ def train_first(detector, X, shape, device):
     """
     first = copy.copy(detector)
     first.max_epochs = math.ceil(detector.max_epochs / 2)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Training ran all max_epochs", ConvergenceWarning)
-        return train(first, X, shape, device)
+    return train(first, X, shape, device, warn_epochs=False)

@@ -40,6 +40,7 @@ __all__ = [
     "StopOnNonFiniteLoss",
     "Training",
     "build_network",
+    "leaves_no_training_rows",
     "seeded",
     "silent",
     "train",
@@ -57,13 +58,14 @@ class Training(NamedTuple):
     train_rows: np.ndarray  # the samples trained on (X without the held-out slice)
 
 
-def train(detector, X, shape, device):
+def train(detector, X, shape, device, *, warn_epochs=True):
     """Train the network of ``detector`` on the samples ``X`` (of ``shape`` each).
 
     Draws the seed from ``random_state``, holds out the validation slice when
     ``early_stopping``, then trains, and trains again while the network has collapsed
     to one output (at most ``max_restarts`` times); warns with a
-    :class:`~sklearn.exceptions.ConvergenceWarning` if it is still collapsed.
+    :class:`~sklearn.exceptions.ConvergenceWarning` if it is still collapsed, and,
+    with ``warn_epochs``, if early stopping never stopped it.
     """
     seed = check_random_state(detector.random_state).randint(np.iinfo(np.int32).max)
     train_rows, valid = _split(detector, X, seed)
@@ -76,7 +78,7 @@ def train(detector, X, shape, device):
             ConvergenceWarning,
             stacklevel=caller_stacklevel(),
         )
-    elif stopped is None and _ran_out_of_epochs(net):
+    elif warn_epochs and stopped is None and _ran_out_of_epochs(net):
         warnings.warn(
             f"Training ran all max_epochs={net.max_epochs} epochs and early stopping had "
             f"not stopped it: the validation loss improved within the last "
@@ -89,10 +91,15 @@ def train(detector, X, shape, device):
     return Training(net, valid, n_restarts, *statistics, train_rows)
 
 
+def leaves_no_training_rows(detector, n_rows):
+    """Whether the validation slice of early stopping would take all ``n_rows``."""
+    return math.ceil(detector.validation_fraction * n_rows) >= n_rows
+
+
 def _split(detector, X, seed):
     if not detector.early_stopping:
         return X, None
-    if math.ceil(detector.validation_fraction * len(X)) >= len(X):
+    if leaves_no_training_rows(detector, len(X)):
         raise ValueError(
             f"validation_fraction={detector.validation_fraction} of {len(X)} samples leaves "
             "no training samples; lower it, pass more samples or set early_stopping=False"

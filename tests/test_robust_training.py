@@ -69,9 +69,9 @@ def test_two_short_rankings_then_one_training_on_the_rows_kept(digits, monkeypat
     trainings = []
 
     def recording(train):
-        def wrapped(detector, X, shape, device):
+        def wrapped(detector, X, shape, device, **kwargs):
             trainings.append((detector.max_epochs, len(X)))
-            return train(detector, X, shape, device)
+            return train(detector, X, shape, device, **kwargs)
 
         return wrapped
 
