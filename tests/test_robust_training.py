@@ -43,6 +43,14 @@ def test_robust_training_reproduces_persists_and_flags_the_share(digits, kind, t
     # What it flags on its own training rows are mostly the planted digits (17 and 18
     # of the 18 when written; chance would be about 2).
     assert flagged[planted].sum() >= 14
+    if detector.combined_ is not None:
+        # The rows trained on (all of them are the neighbour term's samples here) are
+        # those the rankings kept: none of the planted digits when written, 13 of 18
+        # with a random choice of rows.
+        kept = detector.combined_.neighbours_._fit_X
+        flat = train.reshape(len(train), -1)
+        kept_planted = [(np.abs(kept - row).max(1) < 1e-6).any() for row in flat[planted]]
+        assert sum(kept_planted) <= 2
     again = GradientAnomalyDetector(**params).fit(train)
     np.testing.assert_array_equal(again.score_samples(test), detector.score_samples(test))
     joblib.dump(detector, tmp_path / "robust.joblib")
