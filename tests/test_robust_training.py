@@ -1,7 +1,7 @@
 """Robust training with a float ``contamination`` on real data with unlabelled
-anomalies: every detector kind (the paper's GradCon, the rotation pretext, the table
-score) leaves out the rows its first network ranks worst, and the fitted detector is
-reproducible, persists, and flags the expected share of its training rows."""
+anomalies: the paper's GradCon and the rotation pretext leave out the rows their
+rankings put worst (the table score: tests/test_combined_score.py), and the fitted
+detector is reproducible, persists, and flags the expected share of its training rows."""
 
 import joblib
 import numpy as np
